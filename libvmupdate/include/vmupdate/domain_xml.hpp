@@ -1,0 +1,54 @@
+// Domain XML: turning a libvirt domain definition into one whose RAM survives
+// QEMU (a shared file mapping), and reading what vmupdate needs from one.
+#pragma once
+
+#include "vmupdate/error.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace vmupdate {
+
+/// XML namespace of vmupdate's element in a domain's <metadata>.
+inline constexpr std::string_view metadata_namespace = "urn:vmupdate:domain:1";
+
+/// A translated domain definition.
+struct Translation {
+    std::string name;                 ///< the domain's <name>
+    std::string xml;                  ///< the preservable definition
+    std::vector<std::string> changes; ///< what was changed, one phrase each; empty when nothing was
+};
+
+/// Rewrites a domain definition so that its RAM is a shared file mapping that can
+/// outlive QEMU, and marks it as managed by vmupdate. Idempotent. `source` names
+/// the input in errors until the domain's name is known. Refuses (Errc::refused)
+/// domains whose RAM or devices cannot be preserved; Errc::invalid_input for input
+/// that is not a libvirt domain.
+[[nodiscard]] Result<Translation> translate_domain(std::string_view xml, std::string_view source);
+
+/// What vmupdate needs to know about a domain definition.
+struct DomainInfo {
+    std::string name;
+    std::string uuid;           ///< empty when the definition has none
+    std::string type;           ///< qemu, kvm, ...
+    std::uint64_t memory_kib{}; ///< <memory>, or the sum of the NUMA cells
+    bool managed{};             ///< carries vmupdate's metadata element
+    bool shared_file_ram{};     ///< memoryBacking source file + shared access
+    int numa_cells{};           ///< number of <cell> elements (0: no NUMA)
+};
+
+/// Reads a domain definition (does not judge whether it is preservable).
+[[nodiscard]] Result<DomainInfo> inspect_domain(std::string_view xml, std::string_view source);
+
+/// Converts a libvirt scaled integer (value + unit attribute; KiB when the unit is
+/// empty) to KiB, rounding up. nullopt for an unknown unit or overflow.
+[[nodiscard]] std::optional<std::uint64_t> to_kib(std::string_view value, std::string_view unit);
+
+/// Checks that a domain name is safe to appear in a file name: non-empty, at most
+/// 200 bytes, no '/', no control characters, not "." or "..".
+[[nodiscard]] Result<void> check_domain_name(std::string_view name);
+
+} // namespace vmupdate

@@ -1,0 +1,292 @@
+#include "vmupdate/domain_xml.hpp"
+
+#include "xml.hpp"
+
+#include <libxml/tree.h>
+
+#include <charconv>
+
+namespace vmupdate {
+namespace {
+
+constexpr std::string_view metadata_element = "managed";
+
+// Bytes per unit, as libvirt's virScaleInteger reads units: case-insensitive,
+// "k"/"KiB" binary, "KB" decimal, KiB when no unit is given.
+std::optional<std::uint64_t> unit_scale(std::string_view unit) {
+    if (unit.empty())
+        return 1024;
+    std::string u;
+    for (char c : unit)
+        u += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    if (u == "b" || u == "byte" || u == "bytes")
+        return 1;
+    constexpr std::string_view prefixes = "kmgtpe";
+    auto pos = prefixes.find(u[0]);
+    if (pos == std::string_view::npos)
+        return std::nullopt;
+    std::string_view rest = std::string_view(u).substr(1);
+    std::uint64_t base = rest == "b" ? 1000 : 1024;
+    if (!rest.empty() && rest != "b" && rest != "ib")
+        return std::nullopt;
+    std::uint64_t scale = 1;
+    for (size_t i = 0; i <= pos; ++i)
+        scale *= base;
+    return scale;
+}
+
+// libvirt's <metadata> may hold elements of any namespace; ours is found by URI,
+// whatever prefix libvirt or the user gave it.
+xmlNode* find_metadata_element(xmlNode* metadata) {
+    if (metadata == nullptr)
+        return nullptr;
+    for (xmlNode* c = metadata->children; c != nullptr; c = c->next) {
+        if (c->type == XML_ELEMENT_NODE && c->ns != nullptr && c->ns->href != nullptr &&
+            reinterpret_cast<const char*>(c->ns->href) == metadata_namespace &&
+            xml::name(c) == metadata_element)
+            return c;
+    }
+    return nullptr;
+}
+
+std::vector<xmlNode*> numa_cells(xmlNode* root) {
+    return xml::children(xml::child(xml::child(root, "cpu"), "numa"), "cell");
+}
+
+// Elements that conventionally precede <metadata> in libvirt's own output.
+xmlNode* metadata_anchor(xmlNode* root) {
+    xmlNode* anchor = nullptr;
+    for (xmlNode* c = root->children; c != nullptr; c = c->next)
+        if (xml::is(c, "name") || xml::is(c, "uuid") || xml::is(c, "genid") || xml::is(c, "title") ||
+            xml::is(c, "description"))
+            anchor = c;
+    return anchor;
+}
+
+// libvirt places <memoryBacking> after the memory size elements.
+xmlNode* memory_backing_anchor(xmlNode* root) {
+    xmlNode* anchor = nullptr;
+    for (xmlNode* c = root->children; c != nullptr; c = c->next)
+        if (xml::is(c, "maxMemory") || xml::is(c, "memory") || xml::is(c, "currentMemory"))
+            anchor = c;
+    return anchor ? anchor : metadata_anchor(root);
+}
+
+struct Translator {
+    xmlNode* root;
+    std::string name;
+    std::vector<std::string> changes;
+
+    std::unexpected<Error> refuse(std::string element, std::string why) const {
+        return fail(Errc::refused, name, "element " + std::move(element), std::move(why));
+    }
+
+    Result<void> check_supported() {
+        std::string type = xml::attr(root, "type");
+        if (type != "qemu" && type != "kvm")
+            return refuse("<domain type='" + type + "'>",
+                          "only QEMU/KVM domains (type 'qemu' or 'kvm') can keep their RAM across a "
+                          "host update");
+        if (xml::child(root, "memory") == nullptr && numa_cells(root).empty())
+            return fail(Errc::invalid_input, name, "element <memory>",
+                        "missing: the domain sets no memory size");
+
+        xmlNode* backing = xml::child(root, "memoryBacking");
+        if (xml::child(backing, "hugepages") != nullptr)
+            return refuse("<memoryBacking><hugepages>",
+                          "hugepages cannot be preserved: QEMU maps them from a hugetlbfs "
+                          "directory and unlinks the file at once, so the RAM dies with QEMU; "
+                          "remove <hugepages> to let vmupdate keep the RAM in a file");
+        if (xml::child(root, "launchSecurity") != nullptr)
+            return refuse("<launchSecurity>",
+                          "confidential guests cannot be saved: their memory and device state "
+                          "are encrypted and QEMU blocks saving them");
+
+        xmlNode* devices = xml::child(root, "devices");
+        for (xmlNode* hostdev : xml::children(devices, "hostdev")) {
+            std::string t = xml::attr(hostdev, "type");
+            if (t == "pci" || t == "mdev")
+                return refuse("<hostdev type='" + t + "'>",
+                              "PCI passthrough (vfio) is not supported: the device's state cannot "
+                              "be saved without suspending the guest");
+        }
+        for (xmlNode* iface : xml::children(devices, "interface"))
+            if (xml::attr(iface, "type") == "hostdev")
+                return refuse("<interface type='hostdev'>",
+                              "PCI passthrough (vfio) is not supported: the device's state cannot "
+                              "be saved without suspending the guest");
+
+        for (xmlNode* mem : xml::children(devices, "memory")) {
+            std::string model = xml::attr(mem, "model");
+            // nvdimm and virtio-pmem are backed by the user's own file: a shared one
+            // keeps its data there, a private one travels whole in the save image.
+            if (model == "nvdimm" || model == "virtio-pmem")
+                continue;
+            xmlNode* pagesize = xml::child(xml::child(mem, "source"), "pagesize");
+            if (pagesize != nullptr) {
+                auto kib = to_kib(xml::text(pagesize), xml::attr(pagesize, "unit"));
+                if (!kib || *kib > 4)
+                    return refuse("<memory model='" + model + "'><source><pagesize>",
+                                  "hugepages cannot be preserved: QEMU maps them from a hugetlbfs "
+                                  "directory and unlinks the file at once");
+            }
+        }
+        return {};
+    }
+
+    void share_ram() {
+        xmlNode* backing = xml::child(root, "memoryBacking");
+        if (backing == nullptr) {
+            backing = xml::add_child(root, "memoryBacking", memory_backing_anchor(root));
+            changes.emplace_back("added <memoryBacking>");
+        }
+        xmlNode* source = xml::child(backing, "source");
+        if (source == nullptr) {
+            source = xml::add_child(backing, "source");
+            xml::set_attr(source, "type", "file");
+            changes.emplace_back("RAM source set to file");
+        } else if (xml::attr(source, "type") != "file") {
+            changes.emplace_back("RAM source " + xml::attr(source, "type") + " changed to file");
+            xml::set_attr(source, "type", "file");
+        }
+        xmlNode* access = xml::child(backing, "access");
+        if (access == nullptr) {
+            access = xml::add_child(backing, "access", source);
+            xml::set_attr(access, "mode", "shared");
+            changes.emplace_back("RAM access set to shared");
+        } else if (xml::attr(access, "mode") != "shared") {
+            changes.emplace_back("RAM access " + xml::attr(access, "mode") + " changed to shared");
+            xml::set_attr(access, "mode", "shared");
+        }
+        // QEMU would punch the RAM out of the file when it exits.
+        if (xmlNode* discard = xml::child(backing, "discard")) {
+            xml::remove(discard);
+            changes.emplace_back("removed <discard/>");
+        }
+
+        for (xmlNode* cell : numa_cells(root)) {
+            std::string id = xml::attr(cell, "id");
+            if (xml::attr(cell, "memAccess") != "shared") {
+                xml::set_attr(cell, "memAccess", "shared");
+                changes.emplace_back("NUMA cell " + id + " memAccess set to shared");
+            }
+            if (xml::attr(cell, "discard") == "yes") {
+                xml::remove_attr(cell, "discard");
+                changes.emplace_back("NUMA cell " + id + " discard removed");
+            }
+        }
+
+        // Hotplugged DIMMs and virtio-mem get their own file in the same directory;
+        // they follow the same rules as the main RAM.
+        for (xmlNode* mem : xml::children(xml::child(root, "devices"), "memory")) {
+            std::string model = xml::attr(mem, "model");
+            if (model != "dimm" && model != "virtio-mem")
+                continue;
+            if (xml::has_attr(mem, "access") && xml::attr(mem, "access") != "shared") {
+                xml::set_attr(mem, "access", "shared");
+                changes.emplace_back("memory device " + model + " access set to shared");
+            }
+            if (xml::attr(mem, "discard") == "yes") {
+                xml::remove_attr(mem, "discard");
+                changes.emplace_back("memory device " + model + " discard removed");
+            }
+        }
+    }
+
+    void mark_managed() {
+        xmlNode* metadata = xml::child(root, "metadata");
+        if (find_metadata_element(metadata) != nullptr)
+            return;
+        if (metadata == nullptr)
+            metadata = xml::add_child(root, "metadata", metadata_anchor(root));
+        xmlNode* mark = xml::add_child(metadata, metadata_element);
+        std::string href(metadata_namespace);
+        xmlNs* ns = xmlNewNs(mark, reinterpret_cast<const xmlChar*>(href.c_str()),
+                             reinterpret_cast<const xmlChar*>("vmupdate"));
+        xmlSetNs(mark, ns);
+        xml::set_attr(mark, "version", "1");
+        changes.emplace_back("marked as managed by vmupdate");
+    }
+};
+
+Result<std::pair<xml::Doc, std::string>> parse_domain(std::string_view text, std::string_view source) {
+    auto doc = xml::parse(text, source);
+    if (!doc)
+        return std::unexpected(doc.error());
+    xmlNode* root = xmlDocGetRootElement(doc->get());
+    if (!xml::is(root, "domain"))
+        return fail(Errc::invalid_input, std::string(source), "not a libvirt domain",
+                    "root element is <" + std::string(xml::name(root)) + ">, expected <domain>");
+    std::string name = xml::text(xml::child(root, "name"));
+    if (name.empty())
+        return fail(Errc::invalid_input, std::string(source), "element <name>",
+                    "missing: a domain needs a name");
+    return std::pair{std::move(*doc), std::move(name)};
+}
+
+} // namespace
+
+std::optional<std::uint64_t> to_kib(std::string_view value, std::string_view unit) {
+    std::uint64_t n = 0;
+    auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (ec != std::errc{} || ptr != value.data() + value.size())
+        return std::nullopt;
+    auto scale = unit_scale(unit);
+    if (!scale)
+        return std::nullopt;
+    if (n != 0 && *scale > UINT64_MAX / n)
+        return std::nullopt;
+    std::uint64_t bytes = n * *scale;
+    return bytes / 1024 + (bytes % 1024 != 0 ? 1 : 0);
+}
+
+Result<void> check_domain_name(std::string_view name) {
+    if (name.empty() || name.size() > 200 || name == "." || name == "..")
+        return fail(Errc::invalid_input, std::string(name), "invalid domain name",
+                    "must be 1 to 200 bytes and not '.' or '..'");
+    for (char c : name)
+        if (c == '/' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+            return fail(Errc::invalid_input, std::string(name), "invalid domain name",
+                        "must not contain '/' or control characters");
+    return {};
+}
+
+Result<Translation> translate_domain(std::string_view text, std::string_view source) {
+    auto parsed = parse_domain(text, source);
+    if (!parsed)
+        return std::unexpected(parsed.error());
+    auto& [doc, name] = *parsed;
+    Translator t{xmlDocGetRootElement(doc.get()), name, {}};
+    if (auto ok = t.check_supported(); !ok)
+        return std::unexpected(ok.error());
+    t.share_ram();
+    t.mark_managed();
+    return Translation{std::move(name), xml::serialize(doc.get()), std::move(t.changes)};
+}
+
+Result<DomainInfo> inspect_domain(std::string_view text, std::string_view source) {
+    auto parsed = parse_domain(text, source);
+    if (!parsed)
+        return std::unexpected(parsed.error());
+    auto& [doc, name] = *parsed;
+    xmlNode* root = xmlDocGetRootElement(doc.get());
+    DomainInfo info;
+    info.name = name;
+    info.uuid = xml::text(xml::child(root, "uuid"));
+    info.type = xml::attr(root, "type");
+    info.managed = find_metadata_element(xml::child(root, "metadata")) != nullptr;
+    xmlNode* backing = xml::child(root, "memoryBacking");
+    info.shared_file_ram = xml::attr(xml::child(backing, "source"), "type") == "file" &&
+                           xml::attr(xml::child(backing, "access"), "mode") == "shared";
+    auto cells = numa_cells(root);
+    info.numa_cells = static_cast<int>(cells.size());
+    if (xmlNode* mem = xml::child(root, "memory")) {
+        info.memory_kib = to_kib(xml::text(mem), xml::attr(mem, "unit")).value_or(0);
+    } else {
+        for (xmlNode* cell : cells)
+            info.memory_kib += to_kib(xml::attr(cell, "memory"), xml::attr(cell, "unit")).value_or(0);
+    }
+    return info;
+}
+
+} // namespace vmupdate
