@@ -64,8 +64,10 @@ int cmd_translate(const Args& args) {
     } else {
         std::ifstream in(source, std::ios::binary);
         if (!in) {
-            int err = errno;
-            return report(fail_errno(err, source, "cannot open").error());
+            // An unreadable input is invalid input (exit 2), like a malformed one.
+            Error e = fail_errno(errno, source, "cannot open").error();
+            e.code = Errc::invalid_input;
+            return report(e);
         }
         text.assign(std::istreambuf_iterator<char>(in), {});
     }

@@ -16,7 +16,7 @@ std::string to_string(const xmlChar* s) { return s ? reinterpret_cast<const char
 // errors are collected here and returned as values.
 struct ErrorCapture {
     std::string first;
-    static void on_error(void* self, const xmlError* err) {
+    static void on_error(void* self, xmlError* err) {
         auto* capture = static_cast<ErrorCapture*>(self);
         if (!capture->first.empty() || err == nullptr)
             return;
@@ -27,7 +27,7 @@ struct ErrorCapture {
     }
     static void on_generic(void*, const char*, ...) {}
     ErrorCapture() {
-        xmlSetStructuredErrorFunc(this, reinterpret_cast<xmlStructuredErrorFunc>(&on_error));
+        xmlSetStructuredErrorFunc(this, &on_error);
         xmlSetGenericErrorFunc(nullptr, &on_generic);
     }
     ~ErrorCapture() {
