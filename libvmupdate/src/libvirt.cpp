@@ -26,6 +26,28 @@ std::string uuid_of(virDomain* dom) {
     return buf;
 }
 
+// Accepts the canonical 36-character form only, as virsh prints it.
+bool looks_like_uuid(const std::string& s, unsigned char* raw) {
+    if (s.size() != 36)
+        return false;
+    int k = 0;
+    for (size_t i = 0; i < s.size(); i += 2) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return false;
+            ++i;
+        }
+        auto hex = [](char c) {
+            return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        };
+        int hi = hex(s[i]), lo = i + 1 < s.size() ? hex(s[i + 1]) : -1;
+        if (hi < 0 || lo < 0 || k >= VIR_UUID_BUFLEN)
+            return false;
+        raw[k++] = static_cast<unsigned char>(hi * 16 + lo);
+    }
+    return k == VIR_UUID_BUFLEN;
+}
+
 } // namespace
 
 std::string last_libvirt_error() {
@@ -112,10 +134,16 @@ Result<std::string> Connection::uri() const {
 Result<Domain> Connection::lookup(std::string_view name_or_uuid) const {
     std::string key(name_or_uuid);
     virDomain* dom = virDomainLookupByName(impl_->conn.get(), key.c_str());
-    if (dom == nullptr)
-        dom = virDomainLookupByUUIDString(impl_->conn.get(), key.c_str());
-    if (dom == nullptr)
-        return fail(Errc::not_found, key, "no such domain", last_libvirt_error());
+    if (dom == nullptr) {
+        int code = virGetLastErrorCode();
+        std::string cause = last_libvirt_error();
+        unsigned char raw[VIR_UUID_BUFLEN];
+        if (code == VIR_ERR_NO_DOMAIN && looks_like_uuid(key, raw))
+            dom = virDomainLookupByUUID(impl_->conn.get(), raw);
+        if (dom == nullptr)
+            return fail(code == VIR_ERR_NO_DOMAIN ? Errc::not_found : Errc::libvirt, key,
+                        code == VIR_ERR_NO_DOMAIN ? "no such domain" : "cannot look up the domain", cause);
+    }
     return make_domain(impl_, dom);
 }
 

@@ -252,6 +252,24 @@ def _pidfile_locked(path):
     return False
 
 
+def _log_threads(pid):
+    """Log each thread's name, state and kernel wait channel (hang diagnostics)."""
+    try:
+        tids = sorted(os.listdir("/proc/%d/task" % pid), key=int)
+    except OSError:
+        return
+    for tid in tids:
+        base = "/proc/%d/task/%s/" % (pid, tid)
+        try:
+            with open(base + "comm") as f:
+                comm = f.read().strip()
+            with open(base + "wchan") as f:
+                wchan = f.read().strip()
+        except OSError:
+            continue
+        log("  thread %s %-16s state=%s wchan=%s" % (tid, comm, _proc_state(int(tid)), wchan))
+
+
 def wait_until(cond, timeout, what, interval=0.05):
     """Poll cond() until truthy (returned) or raise TimeoutError after timeout s."""
     deadline = time.monotonic() + timeout
@@ -381,7 +399,9 @@ class LibvirtDaemons:
             try:
                 wait_until(lambda: not _alive(pid), self.timeout, "libvirtd %d to exit" % pid)
             except TimeoutError:
-                log("libvirtd %d ignored SIGTERM for %ds: SIGKILL" % (pid, self.timeout))
+                log("libvirtd %d ignored SIGTERM for %ds; its threads:" % (pid, self.timeout))
+                _log_threads(pid)
+                log("SIGKILL libvirtd %d" % pid)
                 os.kill(pid, signal.SIGKILL)
                 wait_until(lambda: not _alive(pid), 10, "libvirtd %d to die" % pid)
             wait_until(lambda: not _pidfile_locked(LIBVIRTD_PIDFILE), self.timeout,
