@@ -4,15 +4,21 @@
 #include "vmupdate/error.hpp"
 #include "vmupdate/host.hpp"
 #include "vmupdate/libvirt.hpp"
+#include "vmupdate/orchestrate.hpp"
 #include "vmupdate/prepare.hpp"
 #include "vmupdate/version.hpp"
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
 #include <iterator>
 #include <sstream>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -28,6 +34,12 @@ their RAM in a file and saving only their device state.
 Commands:
   translate [FILE|-]     print the preservable version of a domain XML
   prepare DOMAIN...      make domains' persistent definitions preservable
+  save DOMAIN...|--all   save device state only, keeping RAM in its file
+  restore DOMAIN...|--all
+                         restore domains vmupdate saved, from their kept RAM
+  status [--json]        show every domain: managed, RAM, saved, last pause
+  hook install [--hook PATH] | hook uninstall
+                         link the libvirt hook into /etc/libvirt/hooks/qemu.d
 
 Options:
   -c, --connect URI      libvirt connection URI (default: libvirt's default,
@@ -114,6 +126,200 @@ int cmd_prepare(const Args& args) {
     return rc;
 }
 
+std::string human_bytes(std::uint64_t b) {
+    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = static_cast<double>(b);
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        ++u;
+    }
+    std::ostringstream os;
+    os << std::fixed << std::setprecision(u == 0 ? 0 : 1) << v << ' ' << units[u];
+    return os.str();
+}
+
+std::string human_us(std::int64_t us) {
+    std::ostringstream os;
+    os << std::fixed << std::setprecision(3) << static_cast<double>(us) / 1e6 << " s";
+    return os.str();
+}
+
+void warn(const std::string& name, const std::vector<std::string>& warnings) {
+    for (const auto& w : warnings)
+        std::cerr << "vmupdate: warning: " << name << ": " << w << '\n';
+}
+
+// DOMAIN... or --all; `all` lists the domains --all means.
+template <typename AllFn> Result<std::vector<std::string>> targets(const Args& args, AllFn all) {
+    bool want_all = false;
+    std::vector<std::string> names;
+    for (const auto& a : args.rest) {
+        if (a == "--all")
+            want_all = true;
+        else if (a.starts_with("-"))
+            return fail(Errc::invalid_input, args.command, "unknown option " + a);
+        else
+            names.push_back(a);
+    }
+    if (want_all == !names.empty())
+        return fail(Errc::invalid_input, args.command, "needs DOMAIN... or --all (not both)");
+    if (want_all)
+        return all();
+    return names;
+}
+
+struct Session {
+    Connection conn;
+    EventWatch events;
+};
+
+Result<Session> open_session(const Args& args) {
+    auto conn = Connection::open(args.uri);
+    if (!conn)
+        return std::unexpected(conn.error());
+    auto events = EventWatch::start(*conn);
+    if (!events)
+        return std::unexpected(events.error());
+    return Session{std::move(*conn), std::move(*events)};
+}
+
+int cmd_save(const Args& args, const Paths& paths) {
+    auto session = open_session(args);
+    if (!session)
+        return report(session.error());
+    auto names = targets(args, [&] { return running_managed_domains(session->conn); });
+    if (!names)
+        return report(names.error());
+    int rc = 0;
+    for (const auto& name : *names) {
+        auto r = save_domain(session->conn, paths, name, session->events);
+        if (!r) {
+            rc = std::max(rc, report(r.error()));
+            continue;
+        }
+        warn(r->name, r->warnings);
+        std::cout << r->name << ": saved: device state " << human_bytes(r->image_bytes) << ", RAM "
+                  << human_bytes(r->ram_bytes) << " kept in its file (" << std::fixed << std::setprecision(2)
+                  << r->seconds << " s)\n";
+    }
+    if (names->empty())
+        std::cout << "no running domain is managed by vmupdate\n";
+    return rc;
+}
+
+int cmd_restore(const Args& args, const Paths& paths) {
+    auto session = open_session(args);
+    if (!session)
+        return report(session.error());
+    auto names = targets(args, [&] { return saved_domains(paths); });
+    if (!names)
+        return report(names.error());
+    int rc = 0;
+    for (const auto& name : *names) {
+        auto r = restore_domain(session->conn, paths, name, session->events);
+        if (!r) {
+            rc = std::max(rc, report(r.error()));
+            continue;
+        }
+        warn(r->name, r->warnings);
+        std::cout << r->name << ": restored (" << std::fixed << std::setprecision(2) << r->seconds << " s)";
+        if (r->pause_us)
+            std::cout << "; guest paused " << human_us(*r->pause_us) << " (libvirt Suspended -> Resumed)";
+        std::cout << '\n';
+    }
+    if (names->empty())
+        std::cout << "no domain has a vmupdate save\n";
+    return rc;
+}
+
+int cmd_status(const Args& args, const Paths& paths) {
+    bool json = false;
+    for (const auto& a : args.rest) {
+        if (a == "--json")
+            json = true;
+        else
+            return usage_error("status takes only --json");
+    }
+    auto conn = Connection::open(args.uri);
+    if (!conn)
+        return report(conn.error());
+    auto all = domain_status(*conn, paths);
+    if (!all)
+        return report(all.error());
+    if (json) {
+        auto out = nlohmann::json::array();
+        for (const auto& s : *all) {
+            nlohmann::json j{{"name", s.name}, {"uuid", s.uuid}, {"running", s.running}, {"managed", s.managed},
+                             {"shared_file_ram", s.shared_file_ram}, {"backing_dir", s.backing_dir},
+                             {"filesystem", s.fs_type}, {"filesystem_kind", s.fs_kind}, {"ram_bytes", s.ram_bytes},
+                             {"saved", s.save_state == "saved" || s.save_state == "restoring"},
+                             {"save_state", s.save_state}, {"last_error", s.last_error}};
+            j["image_bytes"] = s.image_bytes ? nlohmann::json(*s.image_bytes) : nlohmann::json(nullptr);
+            j["last_pause_us"] = s.last_pause_us ? nlohmann::json(*s.last_pause_us) : nlohmann::json(nullptr);
+            out.push_back(std::move(j));
+        }
+        std::cout << out.dump(2) << '\n';
+        return 0;
+    }
+    std::cout << std::left << std::setw(24) << "NAME" << std::setw(9) << "STATE" << std::setw(8) << "MANAGED"
+              << std::setw(34) << "RAM BACKING" << std::setw(11) << "RAM" << std::setw(10) << "SAVED"
+              << std::setw(11) << "IMAGE" << "LAST PAUSE\n";
+    for (const auto& s : *all) {
+        std::string backing = s.shared_file_ram ? s.backing_dir + " (" + s.fs_type + ")" : "anonymous";
+        std::cout << std::left << std::setw(24) << s.name << std::setw(9) << (s.running ? "running" : "shut off")
+                  << std::setw(8) << (s.managed ? "yes" : "no") << std::setw(34) << backing << std::setw(11)
+                  << human_bytes(s.ram_bytes) << std::setw(10) << (s.save_state.empty() ? "-" : s.save_state)
+                  << std::setw(11) << (s.image_bytes ? human_bytes(*s.image_bytes) : "-")
+                  << (s.last_pause_us ? human_us(*s.last_pause_us) : "-") << '\n';
+        if (!s.last_error.empty())
+            std::cout << "  last restore failed: " << s.last_error << '\n';
+    }
+    return 0;
+}
+
+std::string default_hook_path() {
+    std::string installed = std::string(VMUPDATE_LIBEXECDIR) + "/vmupdate-hook";
+    if (access(installed.c_str(), X_OK) == 0)
+        return installed;
+    // Run from a build tree: the hook is built next to the CLI.
+    char buf[4096];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n > 0) {
+        std::string self(buf, static_cast<size_t>(n));
+        std::string sibling = self.substr(0, self.rfind('/')) + "/../hooks/vmupdate-hook";
+        if (access(sibling.c_str(), X_OK) == 0)
+            return sibling;
+    }
+    return installed;
+}
+
+int cmd_hook(const Args& args, const Paths& paths) {
+    if (args.rest.empty())
+        return usage_error("hook needs install or uninstall");
+    if (args.rest[0] == "install") {
+        std::string hook = default_hook_path();
+        if (args.rest.size() == 3 && args.rest[1] == "--hook")
+            hook = args.rest[2];
+        else if (args.rest.size() != 1)
+            return usage_error("usage: vmupdate hook install [--hook PATH]");
+        auto r = install_hook(paths, hook);
+        if (!r)
+            return report(r.error());
+        std::cout << "installed " << *r << " -> " << hook
+                  << "\nrestart libvirtd (systemctl restart libvirtd): it only runs hooks that existed when it started\n";
+        return 0;
+    }
+    if (args.rest[0] == "uninstall" && args.rest.size() == 1) {
+        auto r = uninstall_hook(paths);
+        if (!r)
+            return report(r.error());
+        std::cout << "removed " << *r << "\nrestart libvirtd for it to stop running the hook\n";
+        return 0;
+    }
+    return usage_error("hook needs install or uninstall");
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -153,6 +359,15 @@ int main(int argc, char** argv) {
         return cmd_translate(args);
     if (args.command == "prepare")
         return cmd_prepare(args);
+    Paths paths;
+    if (args.command == "save")
+        return cmd_save(args, paths);
+    if (args.command == "restore")
+        return cmd_restore(args, paths);
+    if (args.command == "status")
+        return cmd_status(args, paths);
+    if (args.command == "hook")
+        return cmd_hook(args, paths);
     if (args.command == "help") {
         std::cout << usage_text;
         return 0;

@@ -224,7 +224,97 @@ Result<std::pair<xml::Doc, std::string>> parse_domain(std::string_view text, std
     return std::pair{std::move(*doc), std::move(name)};
 }
 
+constexpr std::string_view qemu_namespace = "http://libvirt.org/schemas/domain/qemu/1.0";
+constexpr std::string_view monitor_id = "vmupdate-qmp";
+
+bool in_qemu_ns(const xmlNode* n, std::string_view local) {
+    return n != nullptr && n->type == XML_ELEMENT_NODE && n->ns != nullptr && n->ns->href != nullptr &&
+           reinterpret_cast<const char*>(n->ns->href) == qemu_namespace && xml::name(n) == local;
+}
+
+xmlNode* qemu_commandline(xmlNode* root) {
+    for (xmlNode* c = root->children; c != nullptr; c = c->next)
+        if (in_qemu_ns(c, "commandline"))
+            return c;
+    return nullptr;
+}
+
+// Removes the "-chardev socket,id=vmupdate-qmp,..." and "-mon chardev=vmupdate-qmp,..."
+// argument pairs; returns whether anything was removed.
+bool remove_monitor_args(xmlNode* root) {
+    xmlNode* cmdline = qemu_commandline(root);
+    if (cmdline == nullptr)
+        return false;
+    std::vector<xmlNode*> args;
+    for (xmlNode* c = cmdline->children; c != nullptr; c = c->next)
+        if (in_qemu_ns(c, "arg"))
+            args.push_back(c);
+    std::vector<xmlNode*> doomed;
+    for (size_t i = 1; i < args.size(); ++i) {
+        std::string value = xml::attr(args[i], "value");
+        if (value.find(std::string(monitor_id) + ",") != std::string::npos &&
+            (value.starts_with("socket,id=") || value.starts_with("chardev="))) {
+            doomed.push_back(args[i - 1]);
+            doomed.push_back(args[i]);
+        }
+    }
+    for (xmlNode* n : doomed)
+        xml::remove(n);
+    bool empty = true;
+    for (xmlNode* c = cmdline->children; c != nullptr; c = c->next)
+        if (c->type == XML_ELEMENT_NODE)
+            empty = false;
+    if (empty && !doomed.empty())
+        xml::remove(cmdline);
+    return !doomed.empty();
+}
+
 } // namespace
+
+Result<std::string> add_private_monitor(std::string_view text, std::string_view socket_path) {
+    if (socket_path.find(',') != std::string_view::npos)
+        return fail(Errc::invalid_input, std::string(socket_path), "invalid monitor socket path",
+                    "QEMU option values cannot contain ','");
+    auto parsed = parse_domain(text, "restore XML");
+    if (!parsed)
+        return std::unexpected(parsed.error());
+    xmlNode* root = xmlDocGetRootElement(parsed->first.get());
+    remove_monitor_args(root);
+    xmlNode* cmdline = qemu_commandline(root);
+    xmlNs* ns = nullptr;
+    if (cmdline == nullptr) {
+        std::string href(qemu_namespace);
+        ns = xmlSearchNsByHref(root->doc, root, reinterpret_cast<const xmlChar*>(href.c_str()));
+        if (ns == nullptr)
+            ns = xmlNewNs(root, reinterpret_cast<const xmlChar*>(href.c_str()),
+                          reinterpret_cast<const xmlChar*>("qemu"));
+        cmdline = xml::add_child(root, "commandline");
+        xmlSetNs(cmdline, ns);
+    } else {
+        ns = cmdline->ns;
+    }
+    auto arg = [&](const std::string& value) {
+        xmlNode* a = xml::add_child(cmdline, "arg");
+        xmlSetNs(a, ns);
+        xml::set_attr(a, "value", value);
+    };
+    // wait=on: QEMU does not start its main loop until the helper is connected,
+    // so the helper is in place before libvirt can begin the incoming migration.
+    arg("-chardev");
+    arg("socket,id=" + std::string(monitor_id) + ",path=" + std::string(socket_path) + ",server=on,wait=on");
+    arg("-mon");
+    arg("chardev=" + std::string(monitor_id) + ",mode=control");
+    return xml::serialize(parsed->first.get());
+}
+
+Result<std::optional<std::string>> strip_private_monitor(std::string_view text) {
+    auto parsed = parse_domain(text, "domain XML");
+    if (!parsed)
+        return std::unexpected(parsed.error());
+    if (!remove_monitor_args(xmlDocGetRootElement(parsed->first.get())))
+        return std::optional<std::string>{};
+    return std::optional<std::string>{xml::serialize(parsed->first.get())};
+}
 
 std::optional<std::uint64_t> to_kib(std::string_view value, std::string_view unit) {
     std::uint64_t n = 0;
@@ -278,6 +368,12 @@ Result<DomainInfo> inspect_domain(std::string_view text, std::string_view source
     xmlNode* backing = xml::child(root, "memoryBacking");
     info.shared_file_ram = xml::attr(xml::child(backing, "source"), "type") == "file" &&
                            xml::attr(xml::child(backing, "access"), "mode") == "shared";
+    if (std::string id = xml::attr(root, "id"); !id.empty()) {
+        int v = -1;
+        auto [ptr, ec] = std::from_chars(id.data(), id.data() + id.size(), v);
+        info.id = ec == std::errc{} && ptr == id.data() + id.size() ? v : -1;
+    }
+    info.machine = xml::attr(xml::child(xml::child(root, "os"), "type"), "machine");
     auto cells = numa_cells(root);
     info.numa_cells = static_cast<int>(cells.size());
     if (xmlNode* mem = xml::child(root, "memory")) {

@@ -2,7 +2,16 @@
 
 #include "libvirt_impl.hpp"
 
+#include <libvirt-glib/libvirt-glib.h>
+#include <libvirt/libvirt-qemu.h>
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <ctime>
 #include <mutex>
+#include <optional>
+#include <thread>
 
 namespace vmupdate {
 
@@ -16,6 +25,9 @@ void init_libvirt() {
     std::call_once(once, [] {
         virInitialize();
         virSetErrorFunc(nullptr, &silence);
+        // Lifecycle events reach us through GLib's main loop (EventWatch); the
+        // implementation must be registered before the first connection opens.
+        gvir_event_register();
     });
 }
 
@@ -96,6 +108,40 @@ Result<std::string> Domain::live_xml() const {
     return out;
 }
 
+int Domain::id() const {
+    unsigned int id = virDomainGetID(impl_->dom.get());
+    return id == static_cast<unsigned int>(-1) ? -1 : static_cast<int>(id);
+}
+
+Result<bool> Domain::has_managed_save() const {
+    int r = virDomainHasManagedSaveImage(impl_->dom.get(), 0);
+    if (r < 0)
+        return fail(Errc::libvirt, impl_->name, "cannot query the managed-save image", last_libvirt_error());
+    return r == 1;
+}
+
+Result<void> Domain::managed_save() const {
+    if (virDomainManagedSave(impl_->dom.get(), 0) < 0)
+        return fail(Errc::libvirt, impl_->name, "managed save failed", last_libvirt_error());
+    return {};
+}
+
+Result<void> Domain::start() const {
+    if (virDomainCreate(impl_->dom.get()) < 0)
+        return fail(Errc::libvirt, impl_->name, "cannot start the domain", last_libvirt_error());
+    return {};
+}
+
+Result<std::string> Domain::qemu_monitor_command(std::string_view command_json) const {
+    std::string cmd(command_json);
+    char* reply = nullptr;
+    if (virDomainQemuMonitorCommand(impl_->dom.get(), cmd.c_str(), &reply, 0) < 0)
+        return fail(Errc::libvirt, impl_->name, "QEMU monitor passthrough failed", last_libvirt_error());
+    std::string out(reply ? reply : "");
+    free(reply);
+    return out;
+}
+
 Domain make_domain(std::shared_ptr<Connection::Impl> conn, virDomain* dom) {
     auto impl = std::make_unique<Domain::Impl>();
     impl->conn = std::move(conn);
@@ -166,6 +212,130 @@ Result<Domain> Connection::define(std::string_view xml) const {
     if (dom == nullptr)
         return fail(Errc::libvirt, "", "cannot define the domain", last_libvirt_error());
     return make_domain(impl_, dom);
+}
+
+Result<std::string> Connection::hypervisor_version() const {
+    unsigned long v = 0;
+    if (virConnectGetVersion(impl_->conn.get(), &v) < 0)
+        return fail(Errc::libvirt, "libvirt", "cannot read the hypervisor version", last_libvirt_error());
+    return std::to_string(v / 1000000) + "." + std::to_string(v / 1000 % 1000) + "." + std::to_string(v % 1000);
+}
+
+namespace {
+
+std::string event_name(int event) {
+    static constexpr std::array names{"defined",  "undefined", "started", "suspended", "resumed",
+                                      "stopped",  "shutdown",  "pmsuspended", "crashed"};
+    return event >= 0 && static_cast<size_t>(event) < names.size() ? names[static_cast<size_t>(event)]
+                                                                   : std::to_string(event);
+}
+
+std::string detail_name(int event, int detail) {
+    auto pick = [detail](std::initializer_list<const char*> names) -> std::string {
+        if (detail >= 0 && static_cast<size_t>(detail) < names.size())
+            return *(names.begin() + detail);
+        return std::to_string(detail);
+    };
+    switch (event) {
+    case VIR_DOMAIN_EVENT_STARTED:
+        return pick({"booted", "migrated", "restored", "from-snapshot", "wakeup", "recreated"});
+    case VIR_DOMAIN_EVENT_SUSPENDED:
+        return pick({"paused", "migrated", "ioerror", "watchdog", "restored", "from-snapshot",
+                     "api-error", "postcopy", "postcopy-failed"});
+    case VIR_DOMAIN_EVENT_RESUMED:
+        return pick({"unpaused", "migrated", "from-snapshot", "postcopy", "postcopy-failed"});
+    case VIR_DOMAIN_EVENT_STOPPED:
+        return pick({"shutdown", "destroyed", "crashed", "migrated", "saved", "failed", "from-snapshot",
+                     "recreated"});
+    default:
+        return std::to_string(detail);
+    }
+}
+
+std::int64_t now_us() {
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+
+} // namespace
+
+struct EventWatch::Impl {
+    std::shared_ptr<Connection::Impl> conn;
+    int callback_id = -1;
+    std::atomic<bool> stop{false};
+    std::thread loop;
+    mutable std::mutex mutex;
+    mutable std::condition_variable changed;
+    std::vector<LifecycleEvent> received;
+
+    static int on_event(virConnectPtr, virDomainPtr dom, int event, int detail, void* opaque) {
+        auto* self = static_cast<Impl*>(opaque);
+        LifecycleEvent e{uuid_of(dom), event_name(event), detail_name(event, detail), now_us()};
+        {
+            std::lock_guard lock(self->mutex);
+            self->received.push_back(std::move(e));
+        }
+        self->changed.notify_all();
+        return 0;
+    }
+
+    ~Impl() {
+        if (callback_id >= 0)
+            virConnectDomainEventDeregisterAny(conn->conn.get(), callback_id);
+        stop = true;
+        g_main_context_wakeup(nullptr);
+        if (loop.joinable())
+            loop.join();
+    }
+};
+
+EventWatch::EventWatch(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+EventWatch::EventWatch(EventWatch&&) noexcept = default;
+EventWatch& EventWatch::operator=(EventWatch&&) noexcept = default;
+EventWatch::~EventWatch() = default;
+
+Result<EventWatch> EventWatch::start(const Connection& conn) {
+    auto impl = std::make_unique<Impl>();
+    impl->conn = conn.impl_;
+    impl->callback_id = virConnectDomainEventRegisterAny(
+        impl->conn->conn.get(), nullptr, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+        VIR_DOMAIN_EVENT_CALLBACK(&Impl::on_event), impl.get(), nullptr);
+    if (impl->callback_id < 0)
+        return fail(Errc::libvirt, "libvirt", "cannot subscribe to domain events", last_libvirt_error());
+    Impl* raw = impl.get();
+    impl->loop = std::thread([raw] {
+        while (!raw->stop)
+            g_main_context_iteration(nullptr, TRUE);
+    });
+    return EventWatch(std::move(impl));
+}
+
+Result<LifecycleEvent> EventWatch::wait_for(std::string_view uuid, std::string_view event,
+                                            std::chrono::milliseconds timeout) const {
+    std::unique_lock lock(impl_->mutex);
+    std::optional<LifecycleEvent> found;
+    impl_->changed.wait_for(lock, timeout, [&] {
+        for (const auto& e : impl_->received)
+            if (e.uuid == uuid && e.event == event) {
+                found = e;
+                return true;
+            }
+        return false;
+    });
+    if (!found)
+        return fail(Errc::timeout, std::string(uuid), "no " + std::string(event) + " event from libvirt",
+                    "waited " + std::to_string(timeout.count()) + " ms");
+    return *found;
+}
+
+std::vector<LifecycleEvent> EventWatch::events(std::string_view uuid) const {
+    std::lock_guard lock(impl_->mutex);
+    std::vector<LifecycleEvent> out;
+    for (const auto& e : impl_->received)
+        if (e.uuid == uuid)
+            out.push_back(e);
+    return out;
 }
 
 bool is_local_qemu_uri(std::string_view uri) {

@@ -24,6 +24,24 @@
 #define COM1 0x3F8
 #define CMDLINE_MAX 256
 
+/* GCC may emit calls to these even in freestanding code (struct copies). */
+void *memcpy(void *dst, const void *src, size_t n)
+{
+    char *d = dst;
+    const char *s = src;
+    while (n--)
+        *d++ = *s++;
+    return dst;
+}
+
+void *memset(void *dst, int c, size_t n)
+{
+    char *d = dst;
+    while (n--)
+        *d++ = (char)c;
+    return dst;
+}
+
 /* ---- port I/O ---------------------------------------------------------- */
 
 static inline void outb(uint16_t port, uint8_t v)
@@ -329,7 +347,9 @@ void kmain(uint32_t magic, const struct multiboot_info *mbi)
     put_hex64(region_sum(fill_mib));
     putc_serial('\n');
 
+    /* Tick 1 is the first second change after the fill, however long it took. */
     interrupts_init();
+    rtc_read(&t);
     uint8_t last_sec = t.sec;
     for (;;) {
         rtc_read(&t);

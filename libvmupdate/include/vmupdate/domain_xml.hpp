@@ -38,10 +38,19 @@ struct DomainInfo {
     bool managed{};             ///< carries vmupdate's metadata element
     bool shared_file_ram{};     ///< memoryBacking source file + shared access
     int numa_cells{};           ///< number of <cell> elements (0: no NUMA)
+    int id{-1};                 ///< <domain id=...> of a running domain, -1 when absent
+    std::string machine;        ///< <os><type machine=...>
 };
 
 /// Reads a domain definition (does not judge whether it is preservable).
 [[nodiscard]] Result<DomainInfo> inspect_domain(std::string_view xml, std::string_view source);
+
+/// Adds a private QMP monitor on `socket_path` to a domain XML (through
+/// <qemu:commandline>, QEMU waiting for the connection), replacing an earlier one.
+[[nodiscard]] Result<std::string> add_private_monitor(std::string_view xml, std::string_view socket_path);
+
+/// Removes vmupdate's private monitor from a domain XML; nullopt when it had none.
+[[nodiscard]] Result<std::optional<std::string>> strip_private_monitor(std::string_view xml);
 
 /// Converts a libvirt scaled integer (value + unit attribute; KiB when the unit is
 /// empty) to KiB, rounding up. nullopt for an unknown unit or overflow.

@@ -1,0 +1,70 @@
+// The operations an operator runs: save, restore, status, hook installation.
+// Each leaves every domain running or restorable and says which.
+#pragma once
+
+#include "vmupdate/error.hpp"
+#include "vmupdate/libvirt.hpp"
+#include "vmupdate/paths.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace vmupdate {
+
+/// What `vmupdate save` did to one domain.
+struct SaveReport {
+    std::string name;
+    std::uint64_t ram_bytes{};   ///< guest RAM kept in files, not written to the image
+    std::uint64_t image_bytes{}; ///< the managed-save image (device state)
+    double seconds{};            ///< wall time of the save
+    std::vector<std::string> warnings;
+};
+
+/// Saves a running, prepared domain's device state only, keeping its RAM in its
+/// file. On failure before QEMU stops, the domain keeps running unchanged.
+[[nodiscard]] Result<SaveReport> save_domain(const Connection& conn, const Paths& paths,
+                                             std::string_view name, const EventWatch& events);
+
+/// What `vmupdate restore` did to one domain.
+struct RestoreReport {
+    std::string name;
+    std::optional<std::int64_t> pause_us; ///< guest pause, libvirt Suspended -> Resumed
+    double seconds{};                     ///< wall time of the restore
+    std::vector<std::string> warnings;
+};
+
+/// Restores a domain vmupdate saved, from its preserved RAM. On failure the
+/// managed-save image and the RAM are kept, so the restore can be retried.
+[[nodiscard]] Result<RestoreReport> restore_domain(const Connection& conn, const Paths& paths,
+                                                   std::string_view name, const EventWatch& events);
+
+/// Names of the running domains vmupdate manages (for `save --all`).
+[[nodiscard]] Result<std::vector<std::string>> running_managed_domains(const Connection& conn);
+
+/// Names of the domains with a recorded vmupdate save (for `restore --all`).
+[[nodiscard]] Result<std::vector<std::string>> saved_domains(const Paths& paths);
+
+/// One line of `vmupdate status`.
+struct DomainStatus {
+    std::string name, uuid;
+    bool running{}, managed{}, shared_file_ram{};
+    std::string backing_dir, fs_type, fs_kind; ///< where its RAM lives
+    std::uint64_t ram_bytes{};
+    std::string save_state;                    ///< "" (none), saving, saved, restoring, restored
+    std::optional<std::uint64_t> image_bytes;  ///< managed-save image, when one exists
+    std::optional<std::int64_t> last_pause_us; ///< last measured restore pause
+    std::string last_error;                    ///< why the last restore failed
+};
+
+/// The state of every domain on the connection.
+[[nodiscard]] Result<std::vector<DomainStatus>> domain_status(const Connection& conn, const Paths& paths);
+
+/// Links the hook executable into libvirt's qemu hook directory.
+[[nodiscard]] Result<std::string> install_hook(const Paths& paths, const std::string& hook_executable);
+
+/// Removes vmupdate's hook link; Ok when it was not installed.
+[[nodiscard]] Result<std::string> uninstall_hook(const Paths& paths);
+
+} // namespace vmupdate

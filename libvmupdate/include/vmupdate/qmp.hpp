@@ -1,0 +1,76 @@
+// A client for the QEMU Machine Protocol on a unix socket, errors as values.
+// JSON goes in and out as text: no JSON library type leaks out of this header.
+#pragma once
+
+#include "vmupdate/error.hpp"
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace vmupdate {
+
+/// One negotiated QMP connection to a QEMU process. Every read has a deadline, so a
+/// QEMU that stops answering cannot hang the caller. Not safe for concurrent use.
+class QmpClient {
+public:
+    /// Connects to a QMP server socket, reads the greeting and negotiates with
+    /// qmp_capabilities, all within `timeout`. ENOENT and ECONNREFUSED are retried
+    /// until then, because QEMU creates the socket a moment after it starts.
+    [[nodiscard]] static Result<QmpClient> connect(const std::string& socket_path,
+                                                   std::chrono::milliseconds timeout);
+
+    /// Takes ownership of an already connected stream socket `fd` (closed also on
+    /// failure), then reads the greeting and negotiates within `timeout`.
+    /// `object_name` names the connection in errors.
+    [[nodiscard]] static Result<QmpClient> adopt(int fd, std::string object_name,
+                                                 std::chrono::milliseconds timeout);
+
+    QmpClient(QmpClient&&) noexcept;
+    QmpClient& operator=(QmpClient&&) noexcept;
+    ~QmpClient();
+
+    /// Runs one command with optional `arguments_json` (a JSON object) and returns
+    /// the reply's "return" member as JSON text. A QMP error reply becomes Errc::qmp
+    /// with QEMU's desc as the cause. Events that arrive meanwhile are queued for
+    /// wait_event(). After a timeout the connection stays usable: the late reply is
+    /// recognised by its id and dropped.
+    [[nodiscard]] Result<std::string>
+    execute(std::string_view command, std::string_view arguments_json = {},
+            std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+    /// Waits for the next event named `name`, oldest queued one first, and returns its
+    /// "data" member as JSON text ("{}" for events without data). Other events stay
+    /// queued.
+    [[nodiscard]] Result<std::string> wait_event(std::string_view name,
+                                                 std::chrono::milliseconds timeout);
+
+    /// The name used in errors (the socket path for connect()).
+    [[nodiscard]] const std::string& object_name() const;
+
+    struct Impl;
+
+private:
+    explicit QmpClient(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+/// The migrate-set-capabilities arguments turning one migration capability on or off.
+[[nodiscard]] std::string capability_arguments(std::string_view capability, bool on);
+
+/// From query-migrate-capabilities' return text: whether `capability` is on;
+/// Errc::not_found when this QEMU does not know it.
+[[nodiscard]] Result<bool> capability_state(std::string_view query_return_json,
+                                            std::string_view capability);
+
+/// From query-migrate's return text or a MIGRATION event's data: the "status" string,
+/// e.g. "setup", "active", "completed", "failed"; "none" when absent, as QEMU's reply
+/// is an empty object before any migration.
+[[nodiscard]] Result<std::string> migration_status(std::string_view query_return_json);
+
+/// From query-migrate's return text: QEMU's "error-desc" for a failed migration, or an
+/// empty string when there is none.
+[[nodiscard]] Result<std::string> migration_error(std::string_view query_return_json);
+
+} // namespace vmupdate

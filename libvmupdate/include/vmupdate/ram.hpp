@@ -1,0 +1,47 @@
+// Guest RAM preservation: libvirt deletes a domain's RAM directory whenever the
+// domain stops, so vmupdate holds a hard link to every RAM file in a directory
+// of its own on the same filesystem, and links them back when QEMU restarts.
+#pragma once
+
+#include "vmupdate/error.hpp"
+#include "vmupdate/manifest.hpp"
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace vmupdate {
+
+/// libvirt's short name of a running domain, "<id>-<name cut to 20 characters>"
+/// (virDomainDefGetShortName), which names its RAM directory.
+[[nodiscard]] std::string libvirt_short_name(int id, std::string_view name);
+
+/// The directory where libvirt keeps a running domain's RAM files.
+[[nodiscard]] std::string domain_ram_dir(std::string_view backing_dir, int id, std::string_view name);
+
+/// vmupdate's directory of preserved links for one domain, inside backing_dir so
+/// that it is on the same filesystem. `uuid` must be canonical (checked).
+[[nodiscard]] Result<std::string> preserved_dir(std::string_view backing_dir, std::string_view uuid);
+
+/// Hard-links every RAM file in `ram_dir` into `preserved` (created 0700), replacing
+/// links to other files; returns what is now held.
+[[nodiscard]] Result<std::vector<RamFile>> preserve_ram(const std::string& ram_dir,
+                                                        const std::string& preserved);
+
+/// Checks that every preserved link still is the file recorded (same device,
+/// inode and size); the error names the first file that is not.
+[[nodiscard]] Result<void> verify_preserved(std::string_view domain, const std::vector<RamFile>& ram);
+
+/// Checks that the RAM files QEMU now uses in `ram_dir` are the recorded ones.
+[[nodiscard]] Result<void> verify_in_use(std::string_view domain, const std::string& ram_dir,
+                                         const std::vector<RamFile>& ram);
+
+/// Links the preserved files into a new RAM directory before QEMU starts, so that
+/// QEMU maps the old RAM (it reuses an existing file of the right size).
+[[nodiscard]] Result<void> reinstate_ram(std::string_view domain, const std::vector<RamFile>& ram,
+                                         const std::string& ram_dir);
+
+/// Removes a domain's preserved links (the RAM is freed once QEMU is gone too).
+[[nodiscard]] Result<void> drop_preserved(const std::string& preserved);
+
+} // namespace vmupdate

@@ -1,0 +1,403 @@
+#include "vmupdate/hook.hpp"
+
+#include "fsutil.hpp"
+#include "vmupdate/domain_xml.hpp"
+#include "vmupdate/manifest.hpp"
+#include "vmupdate/qmp.hpp"
+#include "vmupdate/ram.hpp"
+#include "vmupdate/state.hpp"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <optional>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+namespace vmupdate {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr std::string_view capability = "x-ignore-shared";
+
+struct Context {
+    const Paths& paths;
+    const HookCall& call;
+    HookOutcome out;
+
+    void log(std::string line) { out.log.push_back(call.domain + ": " + call.op + " " + call.subop + ": " + std::move(line)); }
+    void refuse(const Error& e) {
+        out.exit_code = 1;
+        out.error = "vmupdate: " + e.message();
+        log("refused: " + e.message());
+    }
+};
+
+std::string random_hex(size_t bytes) {
+    std::random_device rd;
+    std::string out;
+    static constexpr char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < bytes; ++i) {
+        auto b = static_cast<unsigned>(rd()) & 0xff;
+        out += digits[b >> 4];
+        out += digits[b & 0xf];
+    }
+    return out;
+}
+
+Result<std::string> backing_dir(const Paths& paths) { return memory_backing_dir(paths.qemu_conf); }
+
+bool file_exists(const std::string& p) {
+    struct stat st {};
+    return lstat(p.c_str(), &st) == 0;
+}
+
+// Starts the restore helper fully detached: libvirt reads the hook's stdout until
+// EOF and waits for the hook to exit, so the helper must hold neither.
+Result<void> spawn_helper(const std::string& helper, const std::vector<std::string>& args) {
+    pid_t child = fork();
+    if (child < 0)
+        return fail_errno(errno, helper, "cannot start the restore helper");
+    if (child == 0) {
+        setsid();
+        if (fork() != 0)
+            _exit(0);
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) {
+            dup2(null, 0);
+            dup2(null, 1);
+            dup2(null, 2);
+        }
+        for (int fd = 3; fd < 1024; ++fd)
+            if (fd != null)
+                close(fd);
+        std::vector<char*> argv;
+        argv.push_back(const_cast<char*>(helper.c_str()));
+        for (const auto& a : args)
+            argv.push_back(const_cast<char*>(a.c_str()));
+        argv.push_back(nullptr);
+        execv(helper.c_str(), argv.data());
+        _exit(127);
+    }
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    return {};
+}
+
+void strip_monitor(Context& c) {
+    auto stripped = strip_private_monitor(c.call.xml);
+    if (!stripped) {
+        c.log("cannot read the domain XML: " + stripped.error().message());
+        return;
+    }
+    if (*stripped) {
+        c.out.output = **stripped;
+        c.log("removed the private QMP monitor of an earlier restore");
+    }
+}
+
+// started: hold a link to every RAM file from now on, so that no stop can free it.
+void on_started(Context& c, const DomainInfo& info, const StateDir& state) {
+    auto manifest = state.load(info.uuid);
+    if (manifest && *manifest && ((*manifest)->state == SaveState::saving || (*manifest)->state == SaveState::saved)) {
+        c.log("a save is recorded: preserved RAM left as it is");
+        return;
+    }
+    auto backing = backing_dir(c.paths);
+    if (!backing) {
+        c.log(backing.error().message());
+        return;
+    }
+    auto pres = preserved_dir(*backing, info.uuid);
+    if (!pres) {
+        c.log(pres.error().message());
+        return;
+    }
+    auto held = preserve_ram(domain_ram_dir(*backing, info.id, info.name), *pres);
+    if (!held) {
+        c.log("RAM not preserved: " + held.error().message());
+        return;
+    }
+    for (const auto& f : *held)
+        c.log("holding " + f.name + " (" + std::to_string(f.size) + " bytes, inode " + std::to_string(f.inode) + ") as " + f.preserved);
+}
+
+// restore begin: only for an image vmupdate saved (its checksum is in the manifest).
+void on_restore(Context& c, const DomainInfo& info, const StateDir& state, const std::string& helper) {
+    auto loaded = state.load(info.uuid);
+    if (!loaded || !*loaded || ((*loaded)->state != SaveState::saved && (*loaded)->state != SaveState::restoring)) {
+        strip_monitor(c);
+        c.log("no vmupdate save recorded: stock restore");
+        return;
+    }
+    Manifest m = **loaded;
+    auto sum = sha256_file(m.image);
+    if (!sum || *sum != m.image_sha256) {
+        strip_monitor(c);
+        c.log("the managed-save image is not the one vmupdate saved: stock restore");
+        return;
+    }
+    if (auto ok = verify_preserved(info.name, m.ram); !ok) {
+        m.last_error = "cannot restore: " + ok.error().message();
+        (void)state.store(m);
+        c.refuse(Error{Errc::verify, info.name, "cannot restore: preserved RAM is not intact",
+                       ok.error().message() + "; the managed-save image and the RAM are kept"});
+        return;
+    }
+    auto user = qemu_user(c.paths.qemu_conf);
+    if (!user) {
+        c.refuse(user.error());
+        return;
+    }
+    std::string attempt = random_hex(8);
+    std::string qmp_root = c.paths.run_dir + "/qmp";
+    std::string dir = qmp_root + "/" + attempt;
+    for (auto [path, mode, owner] : {std::tuple{c.paths.run_dir, 0711u, std::optional<Owner>{}},
+                                     std::tuple{qmp_root, 0711u, std::optional<Owner>{}},
+                                     std::tuple{dir, 0700u, std::optional<Owner>{Owner{user->uid, user->gid}}}}) {
+        if (auto ok = make_dir(path, static_cast<mode_t>(mode), owner); !ok) {
+            c.refuse(ok.error());
+            return;
+        }
+    }
+    std::string socket = dir + "/qmp.sock";
+    auto xml = add_private_monitor(c.call.xml, socket);
+    if (!xml) {
+        c.refuse(xml.error());
+        return;
+    }
+    m.state = SaveState::restoring;
+    m.attempt = attempt;
+    if (auto ok = state.store(m); !ok) {
+        c.refuse(ok.error());
+        return;
+    }
+    if (auto ok = spawn_helper(helper, {"--restore-helper", info.uuid, attempt, socket}); !ok) {
+        c.refuse(ok.error());
+        return;
+    }
+    c.out.output = std::move(*xml);
+    c.log("restoring a vmupdate save: attempt " + attempt + ", helper on " + socket);
+}
+
+// start begin: put the preserved RAM where the restoring QEMU will open it.
+void on_start(Context& c, const DomainInfo& info, const StateDir& state) {
+    auto loaded = state.load(info.uuid);
+    if (!loaded || !*loaded || (*loaded)->state != SaveState::restoring)
+        return;
+    Manifest m = **loaded;
+    auto backing = backing_dir(c.paths);
+    if (!backing) {
+        c.refuse(backing.error());
+        return;
+    }
+    std::string ram_dir = domain_ram_dir(*backing, info.id, info.name);
+    if (auto ok = reinstate_ram(info.name, m.ram, ram_dir); !ok) {
+        m.last_error = "cannot restore: " + ok.error().message();
+        (void)state.store(m);
+        c.refuse(ok.error());
+        return;
+    }
+    c.log("linked " + std::to_string(m.ram.size()) + " preserved RAM file(s) into " + ram_dir);
+}
+
+// release end: the last word on a stop. Drop the RAM only when nothing can need it.
+void on_release(Context& c, const DomainInfo& info, const StateDir& state) {
+    auto loaded = state.load(info.uuid);
+    if (!loaded) {
+        c.log("cannot read the manifest, RAM kept: " + loaded.error().message());
+        return;
+    }
+    if (*loaded) {
+        Manifest m = **loaded;
+        switch (m.state) {
+        case SaveState::saving:
+        case SaveState::saved:
+            c.log("save recorded: RAM kept");
+            return;
+        case SaveState::restoring: {
+            std::error_code ec;
+            std::filesystem::remove_all(c.paths.run_dir + "/qmp/" + m.attempt, ec);
+            m.state = SaveState::saved;
+            if (m.last_error.empty())
+                m.last_error = "restore attempt " + m.attempt + " failed (libvirt stopped the domain" +
+                               (c.call.extra.empty() || c.call.extra == "-" ? "" : ": " + c.call.extra) + ")";
+            m.attempt.clear();
+            if (auto ok = state.store(m); !ok)
+                c.log("cannot record the failed restore: " + ok.error().message());
+            c.log("restore failed: RAM and image kept; " + m.last_error);
+            return;
+        }
+        case SaveState::restored:
+            break;
+        }
+    }
+    if (file_exists(managed_save_image(c.paths, info.name))) {
+        c.log("a managed-save image exists: RAM kept");
+        return;
+    }
+    auto backing = backing_dir(c.paths);
+    auto pres = backing ? preserved_dir(*backing, info.uuid) : Result<std::string>(std::unexpected(backing.error()));
+    if (!pres) {
+        c.log(pres.error().message());
+        return;
+    }
+    if (auto ok = drop_preserved(*pres); !ok) {
+        c.log(ok.error().message());
+        return;
+    }
+    if (*loaded)
+        (void)state.remove(info.uuid);
+    c.log("domain stopped for good: preserved RAM dropped");
+}
+
+} // namespace
+
+Result<QemuUser> qemu_user(const std::string& qemu_conf) {
+    std::string text;
+    if (auto t = read_file(qemu_conf, 1 << 20))
+        text = *t;
+    auto conf_user = conf_string(text, "user");
+    auto conf_group = conf_string(text, "group");
+    std::string u = conf_user && !conf_user->empty() ? *conf_user : "libvirt-qemu";
+    std::string g = conf_group && !conf_group->empty() ? *conf_group : "libvirt-qemu";
+    // "+N" names a numeric id, as in libvirt's qemu.conf.
+    auto numeric = [](const std::string& s) -> std::optional<unsigned> {
+        unsigned v = 0;
+        auto [p, ec] = std::from_chars(s.data() + 1, s.data() + s.size(), v);
+        if (s.size() < 2 || ec != std::errc{} || p != s.data() + s.size())
+            return std::nullopt;
+        return v;
+    };
+    QemuUser out{};
+    if (u.starts_with("+")) {
+        auto v = numeric(u);
+        if (!v)
+            return fail(Errc::invalid_input, u, "cannot read the QEMU user", "not a number");
+        out.uid = *v;
+    } else {
+        passwd* pw = getpwnam(u.c_str());
+        if (pw == nullptr)
+            return fail(Errc::not_found, u, "cannot find the QEMU user", "no such user");
+        out.uid = pw->pw_uid;
+    }
+    if (g.starts_with("+")) {
+        auto v = numeric(g);
+        if (!v)
+            return fail(Errc::invalid_input, g, "cannot read the QEMU group", "not a number");
+        out.gid = *v;
+    } else {
+        struct group* gr = getgrnam(g.c_str());
+        if (gr == nullptr)
+            return fail(Errc::not_found, g, "cannot find the QEMU group", "no such group");
+        out.gid = gr->gr_gid;
+    }
+    return out;
+}
+
+HookOutcome run_hook(const Paths& paths, const HookCall& call, const std::string& helper) {
+    Context c{paths, call, {}};
+    auto info = inspect_domain(call.xml, call.domain);
+    // Whatever libvirt sends that vmupdate cannot read is not vmupdate's business.
+    if (!info || !info->managed)
+        return c.out;
+    if (!is_canonical_uuid(info->uuid)) {
+        c.log("domain has no canonical UUID: ignored");
+        return c.out;
+    }
+    auto state = StateDir::open(paths.state_dir);
+    if (!state) {
+        // Failing a start or restore here would only make things worse.
+        c.log("state directory unusable: " + state.error().message());
+        return c.out;
+    }
+    if (call.op == "started" && call.subop == "begin")
+        on_started(c, *info, *state);
+    else if (call.op == "restore" && call.subop == "begin")
+        on_restore(c, *info, *state, helper);
+    else if (call.op == "start" && call.subop == "begin")
+        on_start(c, *info, *state);
+    else if (call.op == "release" && call.subop == "end")
+        on_release(c, *info, *state);
+    else if (call.op == "migrate" && call.subop == "begin")
+        strip_monitor(c);
+    return c.out;
+}
+
+Result<void> run_restore_helper(const Paths& paths, std::string_view uuid, std::string_view attempt,
+                                const std::string& socket, std::vector<std::string>& log) {
+    auto state = StateDir::open(paths.state_dir);
+    if (!state)
+        return std::unexpected(state.error());
+    auto record_failure = [&](const Error& e) {
+        auto m = state->load(uuid);
+        if (m && *m && (*m)->attempt == attempt) {
+            (*m)->last_error = "restore helper: " + e.message();
+            (void)state->store(**m);
+        }
+        return std::unexpected(e);
+    };
+    // QEMU creates the socket a moment after libvirt starts it.
+    auto qmp = QmpClient::connect(socket, 60s);
+    if (!qmp)
+        return record_failure(qmp.error());
+    log.push_back("connected to " + socket);
+    if (auto r = qmp->execute("migrate-set-capabilities", capability_arguments(capability, true)); !r)
+        return record_failure(r.error());
+    log.push_back("x-ignore-shared on");
+
+    // Wait for libvirt's incoming migration to finish loading the device state.
+    std::string status = "none";
+    auto deadline = std::chrono::steady_clock::now() + 10min;
+    while (std::chrono::steady_clock::now() < deadline) {
+        auto r = qmp->execute("query-migrate");
+        if (!r)
+            return record_failure(r.error());
+        auto s = migration_status(*r);
+        if (!s)
+            return record_failure(s.error());
+        status = *s;
+        if (status == "completed" || status == "failed" || status == "cancelled")
+            break;
+        std::this_thread::sleep_for(5ms);
+    }
+    log.push_back("incoming migration " + status);
+    // A running VM must never keep the capability: a later migration to another
+    // host would skip its RAM.
+    if (auto r = qmp->execute("migrate-set-capabilities", capability_arguments(capability, false)); !r)
+        return record_failure(r.error());
+    auto caps = qmp->execute("query-migrate-capabilities");
+    if (!caps)
+        return record_failure(caps.error());
+    auto on = capability_state(*caps, capability);
+    if (!on || *on)
+        return record_failure(Error{Errc::verify, std::string(uuid), "cannot switch x-ignore-shared off", on ? "still on" : on.error().message()});
+    log.push_back("x-ignore-shared off");
+    if (status != "completed")
+        return record_failure(Error{Errc::verify, std::string(uuid), "incoming migration " + status, "QEMU did not load the state"});
+
+    auto m = state->load(uuid);
+    if (m && *m && (*m)->attempt == attempt) {
+        (*m)->state = SaveState::restored;
+        (*m)->last_error.clear();
+        if (auto ok = state->store(**m); !ok)
+            return std::unexpected(ok.error());
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(parent_dir(socket), ec);
+    return {};
+}
+
+} // namespace vmupdate

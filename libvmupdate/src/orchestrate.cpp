@@ -1,0 +1,442 @@
+#include "vmupdate/orchestrate.hpp"
+
+#include "fsutil.hpp"
+#include "vmupdate/domain_xml.hpp"
+#include "vmupdate/manifest.hpp"
+#include "vmupdate/qmp.hpp"
+#include "vmupdate/ram.hpp"
+#include "vmupdate/state.hpp"
+
+#include <nlohmann/json.hpp>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <thread>
+
+namespace vmupdate {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::string_view capability = "x-ignore-shared";
+constexpr auto lock_wait = 5s;
+
+std::int64_t now_us() {
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+
+double seconds_since(Clock::time_point t0) {
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::optional<std::uint64_t> file_size(const std::string& path) {
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0)
+        return std::nullopt;
+    return static_cast<std::uint64_t>(st.st_size);
+}
+
+std::string kernel_release() {
+    utsname u{};
+    return uname(&u) == 0 ? u.release : "";
+}
+
+// libvirt's QMP passthrough returns QEMU's whole reply; a QMP error is not a
+// libvirt error, so look inside.
+Result<std::string> monitor(const Domain& dom, std::string_view command, std::string_view arguments = {}) {
+    std::string cmd = "{\"execute\":\"" + std::string(command) + "\"";
+    if (!arguments.empty())
+        cmd += ",\"arguments\":" + std::string(arguments);
+    cmd += "}";
+    auto reply = dom.qemu_monitor_command(cmd);
+    if (!reply)
+        return std::unexpected(reply.error());
+    auto j = nlohmann::json::parse(*reply, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+        return fail(Errc::qmp, dom.name(), "QMP " + std::string(command), "unreadable reply from QEMU");
+    if (auto e = j.find("error"); e != j.end()) {
+        std::string desc = e->is_object() && e->contains("desc") && (*e)["desc"].is_string()
+                               ? (*e)["desc"].get<std::string>()
+                               : e->dump();
+        return fail(Errc::qmp, dom.name(), "QMP " + std::string(command) + " failed", desc);
+    }
+    auto r = j.find("return");
+    return r == j.end() ? std::string("{}") : r->dump();
+}
+
+Result<void> set_capability(const Domain& dom, bool on) {
+    if (auto r = monitor(dom, "migrate-set-capabilities", capability_arguments(capability, on)); !r)
+        return std::unexpected(r.error());
+    auto caps = monitor(dom, "query-migrate-capabilities");
+    if (!caps)
+        return std::unexpected(caps.error());
+    auto state = capability_state(*caps, capability);
+    if (!state) {
+        state.error().object = dom.name();
+        return std::unexpected(state.error());
+    }
+    if (*state != on)
+        return fail(Errc::verify, dom.name(), std::string("cannot switch ") + std::string(capability) + (on ? " on" : " off"),
+                    "QEMU still reports it " + std::string(*state ? "on" : "off"));
+    return {};
+}
+
+struct Target {
+    Domain dom;
+    DomainInfo info;
+};
+
+// The live (or inactive) definition of a domain, checked for what save needs.
+Result<Target> running_managed(const Connection& conn, std::string_view name) {
+    auto dom = conn.lookup(name);
+    if (!dom)
+        return std::unexpected(dom.error());
+    auto active = dom->is_active();
+    if (!active)
+        return std::unexpected(active.error());
+    if (!*active)
+        return fail(Errc::refused, dom->name(), "cannot save", "the domain is not running");
+    auto xml = dom->live_xml();
+    if (!xml)
+        return std::unexpected(xml.error());
+    auto info = inspect_domain(*xml, dom->name());
+    if (!info)
+        return std::unexpected(info.error());
+    if (!info->managed)
+        return fail(Errc::refused, dom->name(), "cannot save",
+                    "vmupdate does not manage this domain: run 'vmupdate prepare " + dom->name() +
+                        "', then shut it down and start it");
+    if (!info->shared_file_ram)
+        return fail(Errc::refused, dom->name(), "cannot save",
+                    "its running QEMU does not keep RAM in a shared file yet: the prepared definition "
+                    "takes effect at the next cold start (shut it down and start it)");
+    if (auto ok = check_domain_name(dom->name()); !ok)
+        return std::unexpected(ok.error());
+    if (!is_canonical_uuid(dom->uuid()))
+        return fail(Errc::refused, dom->name(), "cannot save", "libvirt reports no canonical UUID");
+    return Target{std::move(*dom), std::move(*info)};
+}
+
+std::optional<std::int64_t> first_event(const EventWatch& events, const std::string& uuid, std::string_view name,
+                                        std::int64_t since_us) {
+    for (const auto& e : events.events(uuid))
+        if (e.event == name && e.at_us >= since_us)
+            return e.at_us;
+    return std::nullopt;
+}
+
+} // namespace
+
+Result<SaveReport> save_domain(const Connection& conn, const Paths& paths, std::string_view name,
+                               const EventWatch& events) {
+    auto t0 = Clock::now();
+    auto target = running_managed(conn, name);
+    if (!target)
+        return std::unexpected(target.error());
+    const Domain& dom = target->dom;
+    SaveReport report{dom.name(), {}, {}, {}, {}};
+
+    auto state = StateDir::open(paths.state_dir);
+    if (!state)
+        return std::unexpected(state.error());
+    auto lock = state->lock(dom.uuid(), lock_wait);
+    if (!lock) {
+        lock.error().object = dom.name();
+        return std::unexpected(lock.error());
+    }
+    auto backing = memory_backing_dir(paths.qemu_conf);
+    if (!backing)
+        return std::unexpected(backing.error());
+    if (auto fs = filesystem_of(*backing); fs && fs->kind == FsKind::disk)
+        report.warnings.push_back("guest RAM is in " + *backing + " on " + fs->fstype +
+                                  ", a disk filesystem: the kernel keeps writing it back to disk");
+
+    // Hold the RAM before anything can stop QEMU (the hook normally does this at start).
+    auto pres = preserved_dir(*backing, dom.uuid());
+    if (!pres)
+        return std::unexpected(pres.error());
+    auto held = preserve_ram(domain_ram_dir(*backing, dom.id(), dom.name()), *pres);
+    if (!held) {
+        held.error().object = dom.name();
+        held.error().cause += "; the domain is still running";
+        return std::unexpected(held.error());
+    }
+    for (const auto& f : *held)
+        report.ram_bytes += f.size;
+
+    Manifest m;
+    m.uuid = dom.uuid();
+    m.name = dom.name();
+    m.state = SaveState::saving;
+    m.ram = *held;
+    m.image = managed_save_image(paths, dom.name());
+    m.qemu_version = conn.hypervisor_version().value_or("");
+    m.kernel_version = kernel_release();
+    m.machine_type = target->info.machine;
+    // Recorded before QEMU stops: the hook must see the save when libvirt releases the domain.
+    if (auto ok = state->store(m); !ok)
+        return std::unexpected(ok.error());
+
+    auto undo = [&](Error e) -> std::unexpected<Error> {
+        auto still = dom.is_active();
+        if (still && *still) {
+            (void)set_capability(dom, false);
+            (void)state->remove(m.uuid);
+            e.cause += "; the domain is still running";
+        } else {
+            e.cause += "; the domain is stopped: check 'vmupdate status'";
+        }
+        e.object = dom.name();
+        return std::unexpected(e);
+    };
+    if (auto ok = set_capability(dom, true); !ok)
+        return undo(ok.error());
+    std::int64_t save_started = now_us();
+    if (auto ok = dom.managed_save(); !ok)
+        return undo(ok.error());
+
+    auto has_image = dom.has_managed_save();
+    auto size = file_size(m.image);
+    if (!has_image || !*has_image || !size) {
+        (void)state->remove(m.uuid);
+        return fail(Errc::verify, dom.name(), "managed save reported success but left no image at " + m.image,
+                    "the RAM is held in " + *pres + "; check 'virsh dominfo'");
+    }
+    // A full-RAM image means QEMU ignored x-ignore-shared: it is then an ordinary
+    // managed save that `virsh start` restores, and not vmupdate's.
+    if (*size > report.ram_bytes / 2) {
+        (void)state->remove(m.uuid);
+        return fail(Errc::verify, dom.name(), "the managed-save image holds the whole RAM (" + std::to_string(*size) + " bytes)",
+                    "x-ignore-shared did not take effect; the domain is saved the stock way: 'virsh start' restores it");
+    }
+    if (auto ok = fsync_path(m.image); !ok)
+        return std::unexpected(ok.error());
+    auto sum = sha256_file(m.image);
+    if (!sum)
+        return std::unexpected(sum.error());
+    if (auto ok = verify_preserved(dom.name(), m.ram); !ok)
+        return std::unexpected(ok.error());
+    m.image_size = *size;
+    m.image_sha256 = *sum;
+    m.saved_at_us = now_us();
+    m.paused_at_us = first_event(events, m.uuid, "suspended", save_started)
+                         .value_or(first_event(events, m.uuid, "stopped", save_started).value_or(save_started));
+    m.state = SaveState::saved;
+    if (auto ok = state->store(m); !ok)
+        return std::unexpected(ok.error());
+    report.image_bytes = *size;
+    report.seconds = seconds_since(t0);
+    return report;
+}
+
+Result<RestoreReport> restore_domain(const Connection& conn, const Paths& paths, std::string_view name,
+                                     const EventWatch& events) {
+    auto t0 = Clock::now();
+    auto dom = conn.lookup(name);
+    if (!dom)
+        return std::unexpected(dom.error());
+    RestoreReport report{dom->name(), {}, {}, {}};
+    auto state = StateDir::open(paths.state_dir);
+    if (!state)
+        return std::unexpected(state.error());
+    if (!is_canonical_uuid(dom->uuid()))
+        return fail(Errc::refused, dom->name(), "cannot restore", "libvirt reports no canonical UUID");
+    auto lock = state->lock(dom->uuid(), lock_wait);
+    if (!lock) {
+        lock.error().object = dom->name();
+        return std::unexpected(lock.error());
+    }
+    auto loaded = state->load(dom->uuid());
+    if (!loaded)
+        return std::unexpected(loaded.error());
+    auto active = dom->is_active();
+    if (!active)
+        return std::unexpected(active.error());
+    if (!*loaded) {
+        auto stock = dom->has_managed_save();
+        return fail(Errc::refused, dom->name(), "cannot restore",
+                    *active ? "the domain is running and has no vmupdate save"
+                    : stock && *stock ? "its managed-save image is not vmupdate's: start it with 'virsh start'"
+                                      : "no vmupdate save is recorded for it");
+    }
+    Manifest m = **loaded;
+    auto backing = memory_backing_dir(paths.qemu_conf);
+    if (!backing)
+        return std::unexpected(backing.error());
+
+    if (!*active) {
+        if (m.state == SaveState::saving)
+            return fail(Errc::verify, dom->name(), "cannot restore", "its save did not complete; see 'vmupdate status'");
+        auto sum = sha256_file(m.image);
+        if (!sum)
+            return fail(Errc::verify, dom->name(), "cannot restore: managed-save image " + m.image, sum.error().cause + "; the RAM is kept");
+        if (*sum != m.image_sha256)
+            return fail(Errc::verify, dom->name(), "cannot restore: managed-save image " + m.image,
+                        "it is not the image vmupdate saved (checksum differs); the RAM is kept");
+        if (auto ok = verify_preserved(dom->name(), m.ram); !ok) {
+            ok.error().cause += "; the managed-save image and the RAM are kept";
+            return std::unexpected(ok.error());
+        }
+        std::int64_t started = now_us();
+        if (auto ok = dom->start(); !ok) {
+            auto after = state->load(m.uuid);
+            std::string hook = after && *after && !(*after)->last_error.empty() ? " (" + (*after)->last_error + ")" : "";
+            return fail(Errc::libvirt, dom->name(), "restore failed",
+                        ok.error().cause + hook +
+                            "; the managed-save image and the RAM are kept: fix the cause and run 'vmupdate restore' again");
+        }
+        if (auto resumed = events.wait_for(m.uuid, "resumed", 30s); resumed && resumed->at_us >= started && m.paused_at_us > 0)
+            report.pause_us = resumed->at_us - m.paused_at_us;
+        else
+            report.warnings.push_back("no Resumed event from libvirt: pause time unknown");
+    } else if (m.state != SaveState::restored && m.state != SaveState::restoring) {
+        return fail(Errc::refused, dom->name(), "cannot restore", "the domain is already running");
+    }
+
+    // The helper marks the manifest once QEMU has loaded the state and the capability is off.
+    auto deadline = Clock::now() + 10s;
+    while (m.state != SaveState::restored && Clock::now() < deadline) {
+        std::this_thread::sleep_for(10ms);
+        auto again = state->load(m.uuid);
+        if (again && *again)
+            m = **again;
+    }
+    if (m.state != SaveState::restored)
+        report.warnings.push_back("the restore helper did not report completion" +
+                                  (m.last_error.empty() ? std::string() : ": " + m.last_error));
+    int id = dom->id();
+    if (auto ok = verify_in_use(dom->name(), domain_ram_dir(*backing, id, dom->name()), m.ram); !ok)
+        return fail(Errc::verify, dom->name(), "restored, but its RAM is not the preserved RAM", ok.error().message());
+    auto caps = monitor(*dom, "query-migrate-capabilities");
+    auto on = caps ? capability_state(*caps, capability) : Result<bool>(std::unexpected(caps.error()));
+    if (!on || *on) {
+        if (auto ok = set_capability(*dom, false); !ok)
+            return fail(Errc::verify, dom->name(), "restored, but x-ignore-shared is still on", ok.error().message());
+        report.warnings.push_back("x-ignore-shared was still on: switched off");
+    }
+    if (auto ok = state->remove(m.uuid); !ok)
+        return std::unexpected(ok.error());
+    if (report.pause_us)
+        (void)state->record_pause(m.uuid, *report.pause_us);
+    report.seconds = seconds_since(t0);
+    return report;
+}
+
+Result<std::vector<std::string>> running_managed_domains(const Connection& conn) {
+    auto doms = conn.domains();
+    if (!doms)
+        return std::unexpected(doms.error());
+    std::vector<std::string> out;
+    for (const auto& d : *doms) {
+        auto active = d.is_active();
+        if (!active || !*active)
+            continue;
+        auto xml = d.live_xml();
+        if (!xml)
+            continue;
+        auto info = inspect_domain(*xml, d.name());
+        if (info && info->managed)
+            out.push_back(d.name());
+    }
+    return out;
+}
+
+Result<std::vector<std::string>> saved_domains(const Paths& paths) {
+    auto state = StateDir::open(paths.state_dir);
+    if (!state)
+        return std::unexpected(state.error());
+    auto all = state->list();
+    if (!all)
+        return std::unexpected(all.error());
+    std::vector<std::string> out;
+    for (const auto& m : *all)
+        if (m.state == SaveState::saved || m.state == SaveState::restoring)
+            out.push_back(m.uuid);
+    return out;
+}
+
+Result<std::vector<DomainStatus>> domain_status(const Connection& conn, const Paths& paths) {
+    auto doms = conn.domains();
+    if (!doms)
+        return std::unexpected(doms.error());
+    auto state = StateDir::open(paths.state_dir);
+    if (!state)
+        return std::unexpected(state.error());
+    auto backing = memory_backing_dir(paths.qemu_conf);
+    std::optional<FsInfo> fs;
+    if (backing)
+        if (auto f = filesystem_of(*backing))
+            fs = *f;
+    std::vector<DomainStatus> out;
+    for (const auto& d : *doms) {
+        DomainStatus s;
+        s.name = d.name();
+        s.uuid = d.uuid();
+        s.running = d.is_active().value_or(false);
+        auto xml = s.running ? d.live_xml() : d.inactive_xml();
+        if (xml)
+            if (auto info = inspect_domain(*xml, d.name())) {
+                s.managed = info->managed;
+                s.shared_file_ram = info->shared_file_ram;
+                s.ram_bytes = info->memory_kib * 1024;
+            }
+        if (s.shared_file_ram && backing) {
+            s.backing_dir = *backing;
+            if (fs) {
+                s.fs_type = fs->fstype;
+                s.fs_kind = std::string(to_string(fs->kind));
+            }
+        }
+        if (is_canonical_uuid(s.uuid)) {
+            if (auto m = state->load(s.uuid); m && *m) {
+                s.save_state = std::string(to_string((*m)->state));
+                s.last_error = (*m)->last_error;
+            }
+            if (auto p = state->last_pause(s.uuid); p && *p)
+                s.last_pause_us = **p;
+        }
+        if (d.has_managed_save().value_or(false) && check_domain_name(s.name))
+            s.image_bytes = file_size(managed_save_image(paths, s.name));
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
+namespace {
+constexpr std::string_view hook_link_name = "50-vmupdate";
+}
+
+Result<std::string> install_hook(const Paths& paths, const std::string& hook_executable) {
+    if (access(hook_executable.c_str(), X_OK) != 0)
+        return fail_errno(errno, hook_executable, "cannot install the hook");
+    std::error_code ec;
+    std::filesystem::create_directories(paths.hooks_dir, ec);
+    if (ec)
+        return fail(Errc::system, paths.hooks_dir, "cannot create the hook directory", ec.message());
+    std::string link = paths.hooks_dir + "/" + std::string(hook_link_name);
+    std::string tmp = link + ".tmp";
+    std::filesystem::remove(tmp, ec);
+    std::filesystem::create_symlink(std::filesystem::absolute(hook_executable), tmp, ec);
+    if (ec)
+        return fail(Errc::system, link, "cannot link the hook", ec.message());
+    if (rename(tmp.c_str(), link.c_str()) != 0)
+        return fail_errno(errno, link, "cannot install the hook");
+    return link;
+}
+
+Result<std::string> uninstall_hook(const Paths& paths) {
+    std::string link = paths.hooks_dir + "/" + std::string(hook_link_name);
+    if (unlink(link.c_str()) != 0 && errno != ENOENT)
+        return fail_errno(errno, link, "cannot remove the hook");
+    return link;
+}
+
+} // namespace vmupdate

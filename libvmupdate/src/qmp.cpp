@@ -1,0 +1,422 @@
+#include "vmupdate/qmp.hpp"
+
+#include "fd.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <nlohmann/json.hpp>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <thread>
+#include <utility>
+
+namespace vmupdate {
+
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// QEMU's replies are small; the cap only stops a broken peer from eating memory.
+constexpr size_t max_message = 16 * 1024 * 1024;
+// Events nobody waits for would otherwise pile up for as long as the connection lives.
+constexpr size_t max_queued_events = 1024;
+constexpr milliseconds connect_retry_interval{20};
+
+// Dumping throws on invalid UTF-8 (which a caller's command name could contain);
+// replacing it keeps exceptions for bugs only.
+std::string dump(const json& j) {
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+json parse(std::string_view text) {
+    return json::parse(text.begin(), text.end(), nullptr, false);
+}
+
+std::string timed_out(milliseconds timeout) {
+    return "timed out after " + std::to_string(timeout.count()) + " ms";
+}
+
+Clock::time_point deadline_after(milliseconds timeout) {
+    return Clock::now() + std::max(timeout, milliseconds::zero());
+}
+
+// Rounded up, so that poll() never wakes just before the deadline and spins.
+int poll_timeout(Clock::time_point deadline) {
+    auto left = deadline - Clock::now();
+    if (left <= Clock::duration::zero())
+        return 0;
+    auto ms = std::chrono::ceil<milliseconds>(left).count();
+    return static_cast<int>(std::min<decltype(ms)>(ms, INT_MAX));
+}
+
+// 0 when `fd` is ready for `events`, ETIMEDOUT at the deadline, otherwise an errno.
+int wait_for(int fd, short events, Clock::time_point deadline) {
+    for (;;) {
+        pollfd p{fd, events, 0};
+        int r = ::poll(&p, 1, poll_timeout(deadline));
+        if (r > 0)
+            return (p.revents & POLLNVAL) ? EBADF : 0;
+        if (r == 0) {
+            if (Clock::now() >= deadline)
+                return ETIMEDOUT;
+            continue;
+        }
+        if (errno != EINTR)
+            return errno;
+    }
+}
+
+// A string member, or nullptr when absent or not a string.
+const std::string* string_member(const json& j, const char* key) {
+    auto it = j.find(key);
+    if (it == j.end() || !it->is_string())
+        return nullptr;
+    return &it->get_ref<const std::string&>();
+}
+
+// Shortens what a broken peer sent, for an error message.
+std::string excerpt(std::string_view text) {
+    constexpr size_t limit = 80;
+    std::string out(text.substr(0, limit));
+    for (char& c : out)
+        if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f)
+            c = '?';
+    if (text.size() > limit)
+        out += "...";
+    return out;
+}
+
+struct QueuedEvent {
+    std::string name;
+    std::string data;
+};
+
+} // namespace
+
+struct QmpClient::Impl {
+    Fd fd;
+    std::string object;
+    std::string buffer; // received bytes not yet consumed as messages
+    size_t scanned = 0; // prefix of buffer known to hold no newline
+    std::deque<QueuedEvent> events;
+    std::uint64_t next_id = 1;
+    std::string broken; // why the stream can no longer be trusted; empty while it can
+
+    // Marks the connection unusable: after a protocol error or a half-written request
+    // we no longer know where the next message starts.
+    std::unexpected<Error> break_off(Errc code, const std::string& step, std::string cause) {
+        broken = cause;
+        return fail(code, object, step, std::move(cause));
+    }
+
+    Result<void> check_usable(const std::string& step) const {
+        if (broken.empty())
+            return {};
+        return fail(Errc::qmp, object, step,
+                    "connection unusable after an earlier error: " + broken);
+    }
+
+    Result<void> send_all(std::string_view data, Clock::time_point deadline, milliseconds timeout,
+                          const std::string& step) {
+        size_t sent = 0;
+        while (sent < data.size()) {
+            if (int err = wait_for(fd.get(), POLLOUT, deadline); err != 0) {
+                if (err != ETIMEDOUT)
+                    return break_off(Errc::system, step, std::strerror(err));
+                // A request cut short would be glued to the next one.
+                if (sent > 0)
+                    return break_off(Errc::timeout, step, timed_out(timeout));
+                return fail(Errc::timeout, object, step, timed_out(timeout));
+            }
+            ssize_t n = ::send(fd.get(), data.data() + sent, data.size() - sent,
+                               MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n < 0) {
+                if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+                    continue;
+                if (errno == EPIPE || errno == ECONNRESET)
+                    return break_off(Errc::qmp, step, "QEMU closed the connection");
+                return break_off(Errc::system, step, std::strerror(errno));
+            }
+            sent += static_cast<size_t>(n);
+        }
+        return {};
+    }
+
+    // The next JSON object from the peer; blank lines are skipped.
+    Result<json> read_message(Clock::time_point deadline, milliseconds timeout,
+                              const std::string& step) {
+        for (;;) {
+            if (auto nl = buffer.find('\n', scanned); nl != std::string::npos) {
+                std::string_view line(buffer.data(), nl);
+                while (!line.empty() &&
+                       (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
+                    line.remove_suffix(1);
+                if (line.empty()) {
+                    buffer.erase(0, nl + 1);
+                    scanned = 0;
+                    continue;
+                }
+                json j = parse(line);
+                bool garbage = j.is_discarded();
+                std::string bad = garbage || !j.is_object() ? excerpt(line) : std::string();
+                buffer.erase(0, nl + 1);
+                scanned = 0;
+                if (garbage)
+                    return break_off(Errc::qmp, step, "malformed JSON from QEMU: " + bad);
+                if (!j.is_object())
+                    return break_off(Errc::qmp, step,
+                                     "QEMU sent a JSON value that is not an object: " + bad);
+                return j;
+            }
+            scanned = buffer.size();
+            if (buffer.size() > max_message)
+                return break_off(Errc::qmp, step, "message from QEMU longer than 16 MiB");
+
+            if (int err = wait_for(fd.get(), POLLIN, deadline); err != 0) {
+                if (err == ETIMEDOUT)
+                    return fail(Errc::timeout, object, step, timed_out(timeout));
+                return break_off(Errc::system, step, std::strerror(err));
+            }
+            constexpr size_t chunk = 64 * 1024;
+            size_t old = buffer.size();
+            buffer.resize(old + chunk);
+            ssize_t n = ::recv(fd.get(), buffer.data() + old, chunk, MSG_DONTWAIT);
+            buffer.resize(old + static_cast<size_t>(std::max<ssize_t>(n, 0)));
+            if (n == 0)
+                return break_off(Errc::qmp, step, "QEMU closed the connection");
+            if (n < 0) {
+                if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+                    continue;
+                if (errno == ECONNRESET)
+                    return break_off(Errc::qmp, step, "QEMU closed the connection");
+                return break_off(Errc::system, step, std::strerror(errno));
+            }
+        }
+    }
+
+    // Queues an event message; returns false when `j` is not one.
+    bool queue_if_event(const json& j) {
+        const std::string* name = string_member(j, "event");
+        if (name == nullptr)
+            return false;
+        auto data = j.find("data");
+        events.push_back({*name, data == j.end() ? std::string("{}") : dump(*data)});
+        if (events.size() > max_queued_events)
+            events.pop_front();
+        return true;
+    }
+
+    Result<std::string> execute(std::string_view command, std::string_view arguments_json,
+                                Clock::time_point deadline, milliseconds timeout) {
+        std::string step = "QMP command " + std::string(command) + " failed";
+        if (auto ok = check_usable(step); !ok)
+            return std::unexpected(ok.error());
+        if (command.empty())
+            return fail(Errc::invalid_input, object, "QMP command failed", "empty command name");
+
+        std::uint64_t id = next_id++;
+        json request = {{"execute", std::string(command)}, {"id", id}};
+        if (!arguments_json.empty()) {
+            json args = parse(arguments_json);
+            if (args.is_discarded() || !args.is_object())
+                return fail(Errc::invalid_input, object, step,
+                            "arguments are not a JSON object: " + excerpt(arguments_json));
+            request["arguments"] = std::move(args);
+        }
+        if (auto sent = send_all(dump(request) + "\n", deadline, timeout, step); !sent)
+            return std::unexpected(sent.error());
+
+        for (;;) {
+            auto message = read_message(deadline, timeout, step);
+            if (!message)
+                return std::unexpected(message.error());
+            const json& j = *message;
+            if (queue_if_event(j))
+                continue;
+            auto ret = j.find("return");
+            auto err = j.find("error");
+            if (ret == j.end() && err == j.end())
+                continue; // nothing QEMU sends today; tolerate what a newer one might add
+            // QEMU echoes the id; a different one is the late reply to a command that
+            // timed out. A peer that echoes none can only be answering us.
+            if (auto echoed = j.find("id"); echoed != j.end() && *echoed != json(id))
+                continue;
+            if (ret != j.end())
+                return dump(*ret);
+            const std::string* desc = err->is_object() ? string_member(*err, "desc") : nullptr;
+            return fail(Errc::qmp, object, step, desc ? *desc : dump(*err));
+        }
+    }
+
+    Result<void> handshake(Clock::time_point deadline, milliseconds timeout) {
+        const std::string step = "cannot read the QMP greeting";
+        auto greeting = read_message(deadline, timeout, step);
+        if (!greeting)
+            return std::unexpected(greeting.error());
+        if (!greeting->contains("QMP"))
+            return break_off(Errc::qmp, step, "not a QMP greeting: " + excerpt(dump(*greeting)));
+        if (auto r = execute("qmp_capabilities", {}, deadline, timeout); !r)
+            return std::unexpected(r.error());
+        return {};
+    }
+};
+
+QmpClient::QmpClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+QmpClient::QmpClient(QmpClient&&) noexcept = default;
+QmpClient& QmpClient::operator=(QmpClient&&) noexcept = default;
+QmpClient::~QmpClient() = default;
+
+Result<QmpClient> QmpClient::adopt(int fd, std::string object_name, milliseconds timeout) {
+    auto deadline = deadline_after(timeout);
+    auto impl = std::make_unique<Impl>();
+    impl->fd.reset(fd);
+    impl->object = std::move(object_name);
+    if (auto ok = impl->handshake(deadline, timeout); !ok)
+        return std::unexpected(ok.error());
+    return QmpClient(std::move(impl));
+}
+
+Result<QmpClient> QmpClient::connect(const std::string& socket_path, milliseconds timeout) {
+    const std::string step = "cannot connect to QMP socket";
+    auto deadline = deadline_after(timeout);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (socket_path.empty() || socket_path.size() >= sizeof(addr.sun_path))
+        return fail(Errc::invalid_input, socket_path, step,
+                    "a unix socket path must have 1 to " +
+                        std::to_string(sizeof(addr.sun_path) - 1) + " characters");
+    std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
+
+    for (;;) {
+        // Non-blocking, so that a listener with a full backlog cannot stall connect().
+        Fd sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+        if (!sock)
+            return fail_errno(errno, socket_path, step);
+        int r;
+        do
+            r = ::connect(sock.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
+        while (r != 0 && errno == EINTR);
+        if (r == 0) {
+            auto impl = std::make_unique<Impl>();
+            impl->fd = std::move(sock);
+            impl->object = socket_path;
+            if (auto ok = impl->handshake(deadline, timeout); !ok)
+                return std::unexpected(ok.error());
+            return QmpClient(std::move(impl));
+        }
+        int err = errno;
+        // Not there yet, there but not listening yet, or its backlog is full.
+        if (err != ENOENT && err != ECONNREFUSED && err != EAGAIN)
+            return fail_errno(err, socket_path, step);
+        auto now = Clock::now();
+        if (now >= deadline)
+            return fail(Errc::timeout, socket_path, step,
+                        std::string(std::strerror(err)) + ", " + timed_out(timeout));
+        std::this_thread::sleep_for(
+            std::min<Clock::duration>(connect_retry_interval, deadline - now));
+    }
+}
+
+Result<std::string> QmpClient::execute(std::string_view command, std::string_view arguments_json,
+                                       milliseconds timeout) {
+    return impl_->execute(command, arguments_json, deadline_after(timeout), timeout);
+}
+
+Result<std::string> QmpClient::wait_event(std::string_view name, milliseconds timeout) {
+    auto deadline = deadline_after(timeout);
+    std::string step = "QMP event " + std::string(name) + " did not arrive";
+    auto& events = impl_->events;
+    if (auto it = std::find_if(events.begin(), events.end(),
+                               [&](const QueuedEvent& e) { return e.name == name; });
+        it != events.end()) {
+        std::string data = std::move(it->data);
+        events.erase(it);
+        return data;
+    }
+    if (auto ok = impl_->check_usable(step); !ok)
+        return std::unexpected(ok.error());
+    for (;;) {
+        auto message = impl_->read_message(deadline, timeout, step);
+        if (!message)
+            return std::unexpected(message.error());
+        // Replies here can only be late ones to commands that timed out.
+        if (!impl_->queue_if_event(*message))
+            continue;
+        if (events.back().name == name) {
+            std::string data = std::move(events.back().data);
+            events.pop_back();
+            return data;
+        }
+    }
+}
+
+const std::string& QmpClient::object_name() const {
+    return impl_->object;
+}
+
+std::string capability_arguments(std::string_view capability, bool on) {
+    json args = {
+        {"capabilities", json::array({{{"capability", std::string(capability)}, {"state", on}}})}};
+    return dump(args);
+}
+
+Result<bool> capability_state(std::string_view query_return_json, std::string_view capability) {
+    const std::string object = "query-migrate-capabilities";
+    const std::string step = "cannot read the reply";
+    json j = parse(query_return_json);
+    if (j.is_discarded() || !j.is_array())
+        return fail(Errc::invalid_input, object, step,
+                    "not a JSON array: " + excerpt(query_return_json));
+    for (const json& entry : j) {
+        if (!entry.is_object())
+            return fail(Errc::invalid_input, object, step, "an entry is not a JSON object");
+        const std::string* name = string_member(entry, "capability");
+        if (name == nullptr || *name != capability)
+            continue;
+        auto state = entry.find("state");
+        if (state == entry.end() || !state->is_boolean())
+            return fail(Errc::invalid_input, object, step,
+                        "capability " + *name + " has no boolean state");
+        return state->get<bool>();
+    }
+    return fail(Errc::not_found, std::string(capability),
+                "QEMU does not know this migration capability");
+}
+
+namespace {
+
+// A string member of query-migrate's return object, or `absent`.
+Result<std::string> query_migrate_member(std::string_view query_return_json, const char* key,
+                                         const char* absent) {
+    const std::string object = "query-migrate";
+    const std::string step = "cannot read the reply";
+    json j = parse(query_return_json);
+    if (j.is_discarded() || !j.is_object())
+        return fail(Errc::invalid_input, object, step,
+                    "not a JSON object: " + excerpt(query_return_json));
+    auto it = j.find(key);
+    if (it == j.end())
+        return absent;
+    if (!it->is_string())
+        return fail(Errc::invalid_input, object, step, std::string(key) + " is not a string");
+    return it->get<std::string>();
+}
+
+} // namespace
+
+Result<std::string> migration_status(std::string_view query_return_json) {
+    return query_migrate_member(query_return_json, "status", "none");
+}
+
+Result<std::string> migration_error(std::string_view query_return_json) {
+    return query_migrate_member(query_return_json, "error-desc", "");
+}
+
+} // namespace vmupdate
