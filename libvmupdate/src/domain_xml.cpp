@@ -298,10 +298,13 @@ Result<std::string> add_private_monitor(std::string_view text, std::string_view 
         xmlSetNs(a, ns);
         xml::set_attr(a, "value", value);
     };
-    // wait=on: QEMU does not start its main loop until the helper is connected,
-    // so the helper is in place before libvirt can begin the incoming migration.
+    // wait=off: with wait=on a helper that never connects would leave QEMU, and
+    // libvirt's start job with it, blocked for good. The helper connects within
+    // milliseconds, long before libvirt has probed QEMU and begun the incoming
+    // migration; should it ever lose that race, QEMU refuses the stream
+    // (capability mismatch) without touching RAM and the restore can be retried.
     arg("-chardev");
-    arg("socket,id=" + std::string(monitor_id) + ",path=" + std::string(socket_path) + ",server=on,wait=on");
+    arg("socket,id=" + std::string(monitor_id) + ",path=" + std::string(socket_path) + ",server=on,wait=off");
     arg("-mon");
     arg("chardev=" + std::string(monitor_id) + ",mode=control");
     return xml::serialize(parsed->first.get());

@@ -135,6 +135,11 @@ void on_started(Context& c, const DomainInfo& info, const StateDir& state) {
 }
 
 // restore begin: only for an image vmupdate saved (its checksum is in the manifest).
+//
+// This hook must never fail: when a restore hook exits non-zero, libvirt 11.3
+// deletes the managed-save image and reports the start as successful, which
+// loses the VM. A restore that must not go ahead is refused at `start begin`
+// instead, where a failure keeps the image.
 void on_restore(Context& c, const DomainInfo& info, const StateDir& state, const std::string& helper) {
     auto loaded = state.load(info.uuid);
     if (!loaded || !*loaded || ((*loaded)->state != SaveState::saved && (*loaded)->state != SaveState::restoring)) {
@@ -149,16 +154,24 @@ void on_restore(Context& c, const DomainInfo& info, const StateDir& state, const
         c.log("the managed-save image is not the one vmupdate saved: stock restore");
         return;
     }
+    // Without the private monitor QEMU would refuse the stream anyway
+    // (capability mismatch); the refusal at start begin says why.
+    auto refuse_at_start = [&](const Error& e) {
+        strip_monitor(c);
+        m.state = SaveState::restoring;
+        m.attempt.clear();
+        m.last_error = "cannot restore: " + e.message();
+        if (auto ok = state.store(m); !ok)
+            c.log("cannot record the refusal: " + ok.error().message());
+        c.log("restore will be refused at start: " + e.message());
+    };
     if (auto ok = verify_preserved(info.name, m.ram); !ok) {
-        m.last_error = "cannot restore: " + ok.error().message();
-        (void)state.store(m);
-        c.refuse(Error{Errc::verify, info.name, "cannot restore: preserved RAM is not intact",
-                       ok.error().message() + "; the managed-save image and the RAM are kept"});
+        refuse_at_start(ok.error());
         return;
     }
     auto user = qemu_user(c.paths.qemu_conf);
     if (!user) {
-        c.refuse(user.error());
+        refuse_at_start(user.error());
         return;
     }
     std::string attempt = random_hex(8);
@@ -168,24 +181,25 @@ void on_restore(Context& c, const DomainInfo& info, const StateDir& state, const
                                      std::tuple{qmp_root, 0711u, std::optional<Owner>{}},
                                      std::tuple{dir, 0700u, std::optional<Owner>{Owner{user->uid, user->gid}}}}) {
         if (auto ok = make_dir(path, static_cast<mode_t>(mode), owner); !ok) {
-            c.refuse(ok.error());
+            refuse_at_start(ok.error());
             return;
         }
     }
     std::string socket = dir + "/qmp.sock";
     auto xml = add_private_monitor(c.call.xml, socket);
     if (!xml) {
-        c.refuse(xml.error());
+        refuse_at_start(xml.error());
         return;
     }
     m.state = SaveState::restoring;
     m.attempt = attempt;
+    m.last_error.clear();
     if (auto ok = state.store(m); !ok) {
-        c.refuse(ok.error());
+        refuse_at_start(ok.error());
         return;
     }
     if (auto ok = spawn_helper(helper, {"--restore-helper", info.uuid, attempt, socket}); !ok) {
-        c.refuse(ok.error());
+        refuse_at_start(ok.error());
         return;
     }
     c.out.output = std::move(*xml);
@@ -198,6 +212,11 @@ void on_start(Context& c, const DomainInfo& info, const StateDir& state) {
     if (!loaded || !*loaded || (*loaded)->state != SaveState::restoring)
         return;
     Manifest m = **loaded;
+    if (m.attempt.empty()) {
+        c.refuse(Error{Errc::verify, info.name, m.last_error,
+                       "the managed-save image and the RAM are kept"});
+        return;
+    }
     auto backing = backing_dir(c.paths);
     if (!backing) {
         c.refuse(backing.error());
@@ -349,6 +368,12 @@ Result<void> run_restore_helper(const Paths& paths, std::string_view uuid, std::
         }
         return std::unexpected(e);
     };
+    // Fault injection for the integration test of a helper that never connects
+    // (the directory is root's own, under the root-only run directory).
+    if (file_exists(paths.run_dir + "/faults/helper-never-connects")) {
+        log.push_back("fault injected: not connecting to " + socket);
+        return fail(Errc::verify, std::string(uuid), "restore helper", "fault injected: never connected");
+    }
     // QEMU creates the socket a moment after libvirt starts it.
     auto qmp = QmpClient::connect(socket, 60s);
     if (!qmp)

@@ -110,14 +110,17 @@ Result<Target> running_managed(const Connection& conn, std::string_view name) {
     auto info = inspect_domain(*xml, dom->name());
     if (!info)
         return std::unexpected(info.error());
-    if (!info->managed)
+    if (!info->managed || !info->shared_file_ram) {
+        auto persistent = dom->inactive_xml();
+        auto prepared = persistent ? inspect_domain(*persistent, dom->name()) : Result<DomainInfo>(std::unexpected(persistent.error()));
+        if (prepared && prepared->managed)
+            return fail(Errc::refused, dom->name(), "cannot save",
+                        "its running QEMU does not keep RAM in a shared file yet: the prepared definition "
+                        "takes effect at the next cold start (shut it down and start it)");
         return fail(Errc::refused, dom->name(), "cannot save",
                     "vmupdate does not manage this domain: run 'vmupdate prepare " + dom->name() +
                         "', then shut it down and start it");
-    if (!info->shared_file_ram)
-        return fail(Errc::refused, dom->name(), "cannot save",
-                    "its running QEMU does not keep RAM in a shared file yet: the prepared definition "
-                    "takes effect at the next cold start (shut it down and start it)");
+    }
     if (auto ok = check_domain_name(dom->name()); !ok)
         return std::unexpected(ok.error());
     if (!is_canonical_uuid(dom->uuid()))
@@ -138,20 +141,27 @@ std::optional<std::int64_t> first_event(const EventWatch& events, const std::str
 Result<SaveReport> save_domain(const Connection& conn, const Paths& paths, std::string_view name,
                                const EventWatch& events) {
     auto t0 = Clock::now();
+    auto state = StateDir::open(paths.state_dir);
+    if (!state)
+        return std::unexpected(state.error());
+    auto found = conn.lookup(name);
+    if (!found)
+        return std::unexpected(found.error());
+    if (!is_canonical_uuid(found->uuid()))
+        return fail(Errc::refused, found->name(), "cannot save", "libvirt reports no canonical UUID");
+    // Everything below is judged under the lock: a concurrent run may have
+    // saved the domain while this one waited.
+    auto lock = state->lock(found->uuid(), lock_wait);
+    if (!lock) {
+        lock.error().object = found->name();
+        return std::unexpected(lock.error());
+    }
     auto target = running_managed(conn, name);
     if (!target)
         return std::unexpected(target.error());
     const Domain& dom = target->dom;
     SaveReport report{dom.name(), {}, {}, {}, {}};
 
-    auto state = StateDir::open(paths.state_dir);
-    if (!state)
-        return std::unexpected(state.error());
-    auto lock = state->lock(dom.uuid(), lock_wait);
-    if (!lock) {
-        lock.error().object = dom.name();
-        return std::unexpected(lock.error());
-    }
     auto backing = memory_backing_dir(paths.qemu_conf);
     if (!backing)
         return std::unexpected(backing.error());

@@ -46,7 +46,7 @@ struct DomainInfo {
 [[nodiscard]] Result<DomainInfo> inspect_domain(std::string_view xml, std::string_view source);
 
 /// Adds a private QMP monitor on `socket_path` to a domain XML (through
-/// <qemu:commandline>, QEMU waiting for the connection), replacing an earlier one.
+/// <qemu:commandline>), replacing an earlier one.
 [[nodiscard]] Result<std::string> add_private_monitor(std::string_view xml, std::string_view socket_path);
 
 /// Removes vmupdate's private monitor from a domain XML; nullopt when it had none.

@@ -33,19 +33,19 @@ enum class SaveState {
 struct RamFile {
     std::string name; ///< file name in libvirt's <memory_backing_dir>/<id>-<name>/, e.g. "pc.ram"
     std::string preserved; ///< absolute path of vmupdate's hard link that keeps the RAM alive
-    std::uint64_t device{}, inode{}, size{};
+    std::uint64_t device{}, inode{}, size{}; ///< st_dev, st_ino and st_size when preserved
 
     friend bool operator==(const RamFile&, const RamFile&) = default;
 };
 
 /// One saved domain.
 struct Manifest {
-    std::string uuid, name; ///< domain UUID (canonical lowercase 36-char form) and name
-    SaveState state{SaveState::saving};
-    std::vector<RamFile> ram;
-    std::string image; ///< managed-save image path
-    std::uint64_t image_size{};
-    std::string image_sha256;                               ///< lowercase hex
+    std::string uuid, name;             ///< domain UUID (canonical lowercase 36-char form) and name
+    SaveState state{SaveState::saving}; ///< where the save/restore cycle stands
+    std::vector<RamFile> ram;           ///< every guest RAM file, all preserved
+    std::string image;                  ///< managed-save image path
+    std::uint64_t image_size{};         ///< bytes, once the save completed
+    std::string image_sha256;           ///< lowercase hex
     std::string qemu_version, kernel_version, machine_type; ///< at save time
     std::int64_t saved_at_us{}; ///< CLOCK_REALTIME microseconds when the save completed (0 unknown)
     std::int64_t paused_at_us{}; ///< when libvirt reported the guest Suspended (0 unknown)
