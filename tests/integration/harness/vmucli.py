@@ -37,9 +37,11 @@ def hook_installed():
     daemons.restart_libvirtd()
     try:
         yield daemons
+    except BaseException:
+        dump_hook_log()
+        raise
     finally:
         vmupdate("hook", "uninstall")
-        dump_hook_log()
 
 
 def dump_hook_log(lines=25):
