@@ -11,15 +11,15 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
-#include <nlohmann/json.hpp>
-#include <unistd.h>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <sstream>
-#include <cstdlib>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 namespace {
@@ -200,8 +200,8 @@ int cmd_save(const Args& args, const Paths& paths) {
         }
         warn(r->name, r->warnings);
         std::cout << r->name << ": saved: device state " << human_bytes(r->image_bytes) << ", RAM "
-                  << human_bytes(r->ram_bytes) << " kept in its file (" << std::fixed << std::setprecision(2)
-                  << r->seconds << " s)\n";
+                  << human_bytes(r->ram_bytes) << " kept in its file (" << std::fixed
+                  << std::setprecision(2) << r->seconds << " s)\n";
     }
     if (names->empty())
         std::cout << "no running domain is managed by vmupdate\n";
@@ -223,9 +223,11 @@ int cmd_restore(const Args& args, const Paths& paths) {
             continue;
         }
         warn(r->name, r->warnings);
-        std::cout << r->name << ": restored (" << std::fixed << std::setprecision(2) << r->seconds << " s)";
+        std::cout << r->name << ": restored (" << std::fixed << std::setprecision(2) << r->seconds
+                  << " s)";
         if (r->pause_us)
-            std::cout << "; guest paused " << human_us(*r->pause_us) << " (libvirt Suspended -> Resumed)";
+            std::cout << "; guest paused " << human_us(*r->pause_us)
+                      << " (libvirt Suspended -> Resumed)";
         std::cout << '\n';
     }
     if (names->empty())
@@ -250,27 +252,40 @@ int cmd_status(const Args& args, const Paths& paths) {
     if (json) {
         auto out = nlohmann::json::array();
         for (const auto& s : *all) {
-            nlohmann::json j{{"name", s.name}, {"uuid", s.uuid}, {"running", s.running}, {"managed", s.managed},
-                             {"shared_file_ram", s.shared_file_ram}, {"backing_dir", s.backing_dir},
-                             {"filesystem", s.fs_type}, {"filesystem_kind", s.fs_kind}, {"ram_bytes", s.ram_bytes},
+            nlohmann::json j{{"name", s.name},
+                             {"uuid", s.uuid},
+                             {"running", s.running},
+                             {"managed", s.managed},
+                             {"shared_file_ram", s.shared_file_ram},
+                             {"backing_dir", s.backing_dir},
+                             {"filesystem", s.fs_type},
+                             {"filesystem_kind", s.fs_kind},
+                             {"ram_bytes", s.ram_bytes},
                              {"saved", s.save_state == "saved" || s.save_state == "restoring"},
-                             {"save_state", s.save_state}, {"last_error", s.last_error}};
-            j["image_bytes"] = s.image_bytes ? nlohmann::json(*s.image_bytes) : nlohmann::json(nullptr);
-            j["last_pause_us"] = s.last_pause_us ? nlohmann::json(*s.last_pause_us) : nlohmann::json(nullptr);
+                             {"save_state", s.save_state},
+                             {"last_error", s.last_error}};
+            j["image_bytes"] =
+                s.image_bytes ? nlohmann::json(*s.image_bytes) : nlohmann::json(nullptr);
+            j["last_pause_us"] =
+                s.last_pause_us ? nlohmann::json(*s.last_pause_us) : nlohmann::json(nullptr);
             out.push_back(std::move(j));
         }
         std::cout << out.dump(2) << '\n';
         return 0;
     }
-    std::cout << std::left << std::setw(24) << "NAME" << std::setw(9) << "STATE" << std::setw(8) << "MANAGED"
-              << std::setw(34) << "RAM BACKING" << std::setw(11) << "RAM" << std::setw(10) << "SAVED"
-              << std::setw(11) << "IMAGE" << "LAST PAUSE\n";
+    std::cout << std::left << std::setw(24) << "NAME" << std::setw(9) << "STATE" << std::setw(8)
+              << "MANAGED" << std::setw(34) << "RAM BACKING" << std::setw(11) << "RAM"
+              << std::setw(10) << "SAVED" << std::setw(11) << "IMAGE"
+              << "LAST PAUSE\n";
     for (const auto& s : *all) {
-        std::string backing = s.shared_file_ram ? s.backing_dir + " (" + s.fs_type + ")" : "anonymous";
-        std::cout << std::left << std::setw(24) << s.name << std::setw(9) << (s.running ? "running" : "shut off")
-                  << std::setw(8) << (s.managed ? "yes" : "no") << std::setw(34) << backing << std::setw(11)
-                  << human_bytes(s.ram_bytes) << std::setw(10) << (s.save_state.empty() ? "-" : s.save_state)
-                  << std::setw(11) << (s.image_bytes ? human_bytes(*s.image_bytes) : "-")
+        std::string backing =
+            s.shared_file_ram ? s.backing_dir + " (" + s.fs_type + ")" : "anonymous";
+        std::cout << std::left << std::setw(24) << s.name << std::setw(9)
+                  << (s.running ? "running" : "shut off") << std::setw(8)
+                  << (s.managed ? "yes" : "no") << std::setw(34) << backing << std::setw(11)
+                  << human_bytes(s.ram_bytes) << std::setw(10)
+                  << (s.save_state.empty() ? "-" : s.save_state) << std::setw(11)
+                  << (s.image_bytes ? human_bytes(*s.image_bytes) : "-")
                   << (s.last_pause_us ? human_us(*s.last_pause_us) : "-") << '\n';
         if (!s.last_error.empty())
             std::cout << "  last restore failed: " << s.last_error << '\n';
@@ -307,7 +322,8 @@ int cmd_hook(const Args& args, const Paths& paths) {
         if (!r)
             return report(r.error());
         std::cout << "installed " << *r << " -> " << hook
-                  << "\nrestart libvirtd (systemctl restart libvirtd): it only runs hooks that existed when it started\n";
+                  << "\nrestart libvirtd (systemctl restart libvirtd): it only runs hooks that "
+                     "existed when it started\n";
         return 0;
     }
     if (args.rest[0] == "uninstall" && args.rest.size() == 1) {

@@ -3,9 +3,6 @@
 // Parses arguments, calls libvmupdate, logs, sets the exit code.
 #include "vmupdate/hook.hpp"
 
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -13,6 +10,8 @@
 #include <iostream>
 #include <iterator>
 #include <string>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <vector>
 
 namespace {
@@ -52,7 +51,8 @@ int main(int argc, char** argv) {
         return ok ? 0 : 1;
     }
     if (argc < 4) {
-        std::cerr << "usage: vmupdate-hook DOMAIN OPERATION SUBOPERATION [EXTRA] (run by libvirtd)\n";
+        std::cerr
+            << "usage: vmupdate-hook DOMAIN OPERATION SUBOPERATION [EXTRA] (run by libvirtd)\n";
         return 2;
     }
     vmupdate::HookCall call{argv[1], argv[2], argv[3], argc > 4 ? argv[4] : "", {}};

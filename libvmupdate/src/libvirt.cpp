@@ -2,13 +2,12 @@
 
 #include "libvirt_impl.hpp"
 
-#include <libvirt-glib/libvirt-glib.h>
-#include <libvirt/libvirt-qemu.h>
-
 #include <array>
 #include <atomic>
 #include <condition_variable>
 #include <ctime>
+#include <libvirt-glib/libvirt-glib.h>
+#include <libvirt/libvirt-qemu.h>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -50,7 +49,10 @@ bool looks_like_uuid(const std::string& s, unsigned char* raw) {
             ++i;
         }
         auto hex = [](char c) {
-            return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+            return c >= '0' && c <= '9'   ? c - '0'
+                   : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                   : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                          : -1;
         };
         int hi = hex(s[i]), lo = i + 1 < s.size() ? hex(s[i + 1]) : -1;
         if (hi < 0 || lo < 0 || k >= VIR_UUID_BUFLEN)
@@ -72,13 +74,18 @@ Domain::Domain(Domain&&) noexcept = default;
 Domain& Domain::operator=(Domain&&) noexcept = default;
 Domain::~Domain() = default;
 
-const std::string& Domain::name() const { return impl_->name; }
-const std::string& Domain::uuid() const { return impl_->uuid; }
+const std::string& Domain::name() const {
+    return impl_->name;
+}
+const std::string& Domain::uuid() const {
+    return impl_->uuid;
+}
 
 Result<bool> Domain::is_active() const {
     int r = virDomainIsActive(impl_->dom.get());
     if (r < 0)
-        return fail(Errc::libvirt, impl_->name, "cannot query whether the domain runs", last_libvirt_error());
+        return fail(Errc::libvirt, impl_->name, "cannot query whether the domain runs",
+                    last_libvirt_error());
     return r == 1;
 }
 
@@ -91,9 +98,11 @@ Result<bool> Domain::is_persistent() const {
 }
 
 Result<std::string> Domain::inactive_xml() const {
-    char* xml = virDomainGetXMLDesc(impl_->dom.get(), VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
+    char* xml =
+        virDomainGetXMLDesc(impl_->dom.get(), VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
     if (xml == nullptr)
-        return fail(Errc::libvirt, impl_->name, "cannot read the persistent definition", last_libvirt_error());
+        return fail(Errc::libvirt, impl_->name, "cannot read the persistent definition",
+                    last_libvirt_error());
     std::string out(xml);
     free(xml);
     return out;
@@ -102,7 +111,8 @@ Result<std::string> Domain::inactive_xml() const {
 Result<std::string> Domain::live_xml() const {
     char* xml = virDomainGetXMLDesc(impl_->dom.get(), VIR_DOMAIN_XML_SECURE);
     if (xml == nullptr)
-        return fail(Errc::libvirt, impl_->name, "cannot read the live definition", last_libvirt_error());
+        return fail(Errc::libvirt, impl_->name, "cannot read the live definition",
+                    last_libvirt_error());
     std::string out(xml);
     free(xml);
     return out;
@@ -116,7 +126,8 @@ int Domain::id() const {
 Result<bool> Domain::has_managed_save() const {
     int r = virDomainHasManagedSaveImage(impl_->dom.get(), 0);
     if (r < 0)
-        return fail(Errc::libvirt, impl_->name, "cannot query the managed-save image", last_libvirt_error());
+        return fail(Errc::libvirt, impl_->name, "cannot query the managed-save image",
+                    last_libvirt_error());
     return r == 1;
 }
 
@@ -136,7 +147,8 @@ Result<std::string> Domain::qemu_monitor_command(std::string_view command_json) 
     std::string cmd(command_json);
     char* reply = nullptr;
     if (virDomainQemuMonitorCommand(impl_->dom.get(), cmd.c_str(), &reply, 0) < 0)
-        return fail(Errc::libvirt, impl_->name, "QEMU monitor passthrough failed", last_libvirt_error());
+        return fail(Errc::libvirt, impl_->name, "QEMU monitor passthrough failed",
+                    last_libvirt_error());
     std::string out(reply ? reply : "");
     free(reply);
     return out;
@@ -161,8 +173,8 @@ Result<Connection> Connection::open(const std::string& uri) {
     init_libvirt();
     virConnect* c = virConnectOpen(uri.empty() ? nullptr : uri.c_str());
     if (c == nullptr)
-        return fail(Errc::libvirt, uri.empty() ? std::string("libvirt") : uri, "cannot connect to libvirt",
-                    last_libvirt_error());
+        return fail(Errc::libvirt, uri.empty() ? std::string("libvirt") : uri,
+                    "cannot connect to libvirt", last_libvirt_error());
     auto impl = std::make_shared<Impl>();
     impl->conn.reset(c);
     return Connection(std::move(impl));
@@ -171,7 +183,8 @@ Result<Connection> Connection::open(const std::string& uri) {
 Result<std::string> Connection::uri() const {
     char* u = virConnectGetURI(impl_->conn.get());
     if (u == nullptr)
-        return fail(Errc::libvirt, "libvirt", "cannot read the connection URI", last_libvirt_error());
+        return fail(Errc::libvirt, "libvirt", "cannot read the connection URI",
+                    last_libvirt_error());
     std::string out(u);
     free(u);
     return out;
@@ -188,7 +201,8 @@ Result<Domain> Connection::lookup(std::string_view name_or_uuid) const {
             dom = virDomainLookupByUUID(impl_->conn.get(), raw);
         if (dom == nullptr)
             return fail(code == VIR_ERR_NO_DOMAIN ? Errc::not_found : Errc::libvirt, key,
-                        code == VIR_ERR_NO_DOMAIN ? "no such domain" : "cannot look up the domain", cause);
+                        code == VIR_ERR_NO_DOMAIN ? "no such domain" : "cannot look up the domain",
+                        cause);
     }
     return make_domain(impl_, dom);
 }
@@ -208,7 +222,8 @@ Result<std::vector<Domain>> Connection::domains() const {
 
 Result<Domain> Connection::define(std::string_view xml) const {
     std::string text(xml);
-    virDomain* dom = virDomainDefineXMLFlags(impl_->conn.get(), text.c_str(), VIR_DOMAIN_DEFINE_VALIDATE);
+    virDomain* dom =
+        virDomainDefineXMLFlags(impl_->conn.get(), text.c_str(), VIR_DOMAIN_DEFINE_VALIDATE);
     if (dom == nullptr)
         return fail(Errc::libvirt, "", "cannot define the domain", last_libvirt_error());
     return make_domain(impl_, dom);
@@ -217,17 +232,20 @@ Result<Domain> Connection::define(std::string_view xml) const {
 Result<std::string> Connection::hypervisor_version() const {
     unsigned long v = 0;
     if (virConnectGetVersion(impl_->conn.get(), &v) < 0)
-        return fail(Errc::libvirt, "libvirt", "cannot read the hypervisor version", last_libvirt_error());
-    return std::to_string(v / 1000000) + "." + std::to_string(v / 1000 % 1000) + "." + std::to_string(v % 1000);
+        return fail(Errc::libvirt, "libvirt", "cannot read the hypervisor version",
+                    last_libvirt_error());
+    return std::to_string(v / 1000000) + "." + std::to_string(v / 1000 % 1000) + "." +
+           std::to_string(v % 1000);
 }
 
 namespace {
 
 std::string event_name(int event) {
-    static constexpr std::array names{"defined",  "undefined", "started", "suspended", "resumed",
-                                      "stopped",  "shutdown",  "pmsuspended", "crashed"};
-    return event >= 0 && static_cast<size_t>(event) < names.size() ? names[static_cast<size_t>(event)]
-                                                                   : std::to_string(event);
+    static constexpr std::array names{"defined", "undefined", "started",     "suspended", "resumed",
+                                      "stopped", "shutdown",  "pmsuspended", "crashed"};
+    return event >= 0 && static_cast<size_t>(event) < names.size()
+               ? names[static_cast<size_t>(event)]
+               : std::to_string(event);
 }
 
 std::string detail_name(int event, int detail) {
@@ -245,8 +263,8 @@ std::string detail_name(int event, int detail) {
     case VIR_DOMAIN_EVENT_RESUMED:
         return pick({"unpaused", "migrated", "from-snapshot", "postcopy", "postcopy-failed"});
     case VIR_DOMAIN_EVENT_STOPPED:
-        return pick({"shutdown", "destroyed", "crashed", "migrated", "saved", "failed", "from-snapshot",
-                     "recreated"});
+        return pick({"shutdown", "destroyed", "crashed", "migrated", "saved", "failed",
+                     "from-snapshot", "recreated"});
     default:
         return std::to_string(detail);
     }
@@ -302,7 +320,8 @@ Result<EventWatch> EventWatch::start(const Connection& conn) {
         impl->conn->conn.get(), nullptr, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
         VIR_DOMAIN_EVENT_CALLBACK(&Impl::on_event), impl.get(), nullptr);
     if (impl->callback_id < 0)
-        return fail(Errc::libvirt, "libvirt", "cannot subscribe to domain events", last_libvirt_error());
+        return fail(Errc::libvirt, "libvirt", "cannot subscribe to domain events",
+                    last_libvirt_error());
     Impl* raw = impl.get();
     impl->loop = std::thread([raw] {
         while (!raw->stop)
@@ -324,7 +343,8 @@ Result<LifecycleEvent> EventWatch::wait_for(std::string_view uuid, std::string_v
         return false;
     });
     if (!found)
-        return fail(Errc::timeout, std::string(uuid), "no " + std::string(event) + " event from libvirt",
+        return fail(Errc::timeout, std::string(uuid),
+                    "no " + std::string(event) + " event from libvirt",
                     "waited " + std::to_string(timeout.count()) + " ms");
     return *found;
 }

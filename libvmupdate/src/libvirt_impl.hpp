@@ -5,7 +5,6 @@
 
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
-
 #include <memory>
 #include <string>
 

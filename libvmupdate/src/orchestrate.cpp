@@ -7,16 +7,15 @@
 #include "vmupdate/ram.hpp"
 #include "vmupdate/state.hpp"
 
-#include <nlohmann/json.hpp>
-#include <sys/stat.h>
-#include <sys/utsname.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sys/stat.h>
+#include <sys/utsname.h>
 #include <thread>
+#include <unistd.h>
 
 namespace vmupdate {
 namespace {
@@ -51,7 +50,8 @@ std::string kernel_release() {
 
 // libvirt's QMP passthrough returns QEMU's whole reply; a QMP error is not a
 // libvirt error, so look inside.
-Result<std::string> monitor(const Domain& dom, std::string_view command, std::string_view arguments = {}) {
+Result<std::string> monitor(const Domain& dom, std::string_view command,
+                            std::string_view arguments = {}) {
     std::string cmd = "{\"execute\":\"" + std::string(command) + "\"";
     if (!arguments.empty())
         cmd += ",\"arguments\":" + std::string(arguments);
@@ -61,7 +61,8 @@ Result<std::string> monitor(const Domain& dom, std::string_view command, std::st
         return std::unexpected(reply.error());
     auto j = nlohmann::json::parse(*reply, nullptr, false);
     if (j.is_discarded() || !j.is_object())
-        return fail(Errc::qmp, dom.name(), "QMP " + std::string(command), "unreadable reply from QEMU");
+        return fail(Errc::qmp, dom.name(), "QMP " + std::string(command),
+                    "unreadable reply from QEMU");
     if (auto e = j.find("error"); e != j.end()) {
         std::string desc = e->is_object() && e->contains("desc") && (*e)["desc"].is_string()
                                ? (*e)["desc"].get<std::string>()
@@ -84,7 +85,8 @@ Result<void> set_capability(const Domain& dom, bool on) {
         return std::unexpected(state.error());
     }
     if (*state != on)
-        return fail(Errc::verify, dom.name(), std::string("cannot switch ") + std::string(capability) + (on ? " on" : " off"),
+        return fail(Errc::verify, dom.name(),
+                    std::string("cannot switch ") + std::string(capability) + (on ? " on" : " off"),
                     "QEMU still reports it " + std::string(*state ? "on" : "off"));
     return {};
 }
@@ -112,11 +114,13 @@ Result<Target> running_managed(const Connection& conn, std::string_view name) {
         return std::unexpected(info.error());
     if (!info->managed || !info->shared_file_ram) {
         auto persistent = dom->inactive_xml();
-        auto prepared = persistent ? inspect_domain(*persistent, dom->name()) : Result<DomainInfo>(std::unexpected(persistent.error()));
+        auto prepared = persistent ? inspect_domain(*persistent, dom->name())
+                                   : Result<DomainInfo>(std::unexpected(persistent.error()));
         if (prepared && prepared->managed)
-            return fail(Errc::refused, dom->name(), "cannot save",
-                        "its running QEMU does not keep RAM in a shared file yet: the prepared definition "
-                        "takes effect at the next cold start (shut it down and start it)");
+            return fail(
+                Errc::refused, dom->name(), "cannot save",
+                "its running QEMU does not keep RAM in a shared file yet: the prepared definition "
+                "takes effect at the next cold start (shut it down and start it)");
         return fail(Errc::refused, dom->name(), "cannot save",
                     "vmupdate does not manage this domain: run 'vmupdate prepare " + dom->name() +
                         "', then shut it down and start it");
@@ -128,8 +132,8 @@ Result<Target> running_managed(const Connection& conn, std::string_view name) {
     return Target{std::move(*dom), std::move(*info)};
 }
 
-std::optional<std::int64_t> first_event(const EventWatch& events, const std::string& uuid, std::string_view name,
-                                        std::int64_t since_us) {
+std::optional<std::int64_t> first_event(const EventWatch& events, const std::string& uuid,
+                                        std::string_view name, std::int64_t since_us) {
     for (const auto& e : events.events(uuid))
         if (e.event == name && e.at_us >= since_us)
             return e.at_us;
@@ -148,7 +152,8 @@ Result<SaveReport> save_domain(const Connection& conn, const Paths& paths, std::
     if (!found)
         return std::unexpected(found.error());
     if (!is_canonical_uuid(found->uuid()))
-        return fail(Errc::refused, found->name(), "cannot save", "libvirt reports no canonical UUID");
+        return fail(Errc::refused, found->name(), "cannot save",
+                    "libvirt reports no canonical UUID");
     // Everything below is judged under the lock: a concurrent run may have
     // saved the domain while this one waited.
     auto lock = state->lock(found->uuid(), lock_wait);
@@ -217,15 +222,19 @@ Result<SaveReport> save_domain(const Connection& conn, const Paths& paths, std::
     auto size = file_size(m.image);
     if (!has_image || !*has_image || !size) {
         (void)state->remove(m.uuid);
-        return fail(Errc::verify, dom.name(), "managed save reported success but left no image at " + m.image,
+        return fail(Errc::verify, dom.name(),
+                    "managed save reported success but left no image at " + m.image,
                     "the RAM is held in " + *pres + "; check 'virsh dominfo'");
     }
     // A full-RAM image means QEMU ignored x-ignore-shared: it is then an ordinary
     // managed save that `virsh start` restores, and not vmupdate's.
     if (*size > report.ram_bytes / 2) {
         (void)state->remove(m.uuid);
-        return fail(Errc::verify, dom.name(), "the managed-save image holds the whole RAM (" + std::to_string(*size) + " bytes)",
-                    "x-ignore-shared did not take effect; the domain is saved the stock way: 'virsh start' restores it");
+        return fail(Errc::verify, dom.name(),
+                    "the managed-save image holds the whole RAM (" + std::to_string(*size) +
+                        " bytes)",
+                    "x-ignore-shared did not take effect; the domain is saved the stock way: "
+                    "'virsh start' restores it");
     }
     if (auto ok = fsync_path(m.image); !ok)
         return std::unexpected(ok.error());
@@ -237,8 +246,9 @@ Result<SaveReport> save_domain(const Connection& conn, const Paths& paths, std::
     m.image_size = *size;
     m.image_sha256 = *sum;
     m.saved_at_us = now_us();
-    m.paused_at_us = first_event(events, m.uuid, "suspended", save_started)
-                         .value_or(first_event(events, m.uuid, "stopped", save_started).value_or(save_started));
+    m.paused_at_us =
+        first_event(events, m.uuid, "suspended", save_started)
+            .value_or(first_event(events, m.uuid, "stopped", save_started).value_or(save_started));
     m.state = SaveState::saved;
     if (auto ok = state->store(m); !ok)
         return std::unexpected(ok.error());
@@ -247,8 +257,8 @@ Result<SaveReport> save_domain(const Connection& conn, const Paths& paths, std::
     return report;
 }
 
-Result<RestoreReport> restore_domain(const Connection& conn, const Paths& paths, std::string_view name,
-                                     const EventWatch& events) {
+Result<RestoreReport> restore_domain(const Connection& conn, const Paths& paths,
+                                     std::string_view name, const EventWatch& events) {
     auto t0 = Clock::now();
     auto dom = conn.lookup(name);
     if (!dom)
@@ -258,7 +268,8 @@ Result<RestoreReport> restore_domain(const Connection& conn, const Paths& paths,
     if (!state)
         return std::unexpected(state.error());
     if (!is_canonical_uuid(dom->uuid()))
-        return fail(Errc::refused, dom->name(), "cannot restore", "libvirt reports no canonical UUID");
+        return fail(Errc::refused, dom->name(), "cannot restore",
+                    "libvirt reports no canonical UUID");
     auto lock = state->lock(dom->uuid(), lock_wait);
     if (!lock) {
         lock.error().object = dom->name();
@@ -274,8 +285,9 @@ Result<RestoreReport> restore_domain(const Connection& conn, const Paths& paths,
         auto stock = dom->has_managed_save();
         return fail(Errc::refused, dom->name(), "cannot restore",
                     *active ? "the domain is running and has no vmupdate save"
-                    : stock && *stock ? "its managed-save image is not vmupdate's: start it with 'virsh start'"
-                                      : "no vmupdate save is recorded for it");
+                    : stock && *stock
+                        ? "its managed-save image is not vmupdate's: start it with 'virsh start'"
+                        : "no vmupdate save is recorded for it");
     }
     Manifest m = **loaded;
     auto backing = memory_backing_dir(paths.qemu_conf);
@@ -284,10 +296,12 @@ Result<RestoreReport> restore_domain(const Connection& conn, const Paths& paths,
 
     if (!*active) {
         if (m.state == SaveState::saving)
-            return fail(Errc::verify, dom->name(), "cannot restore", "its save did not complete; see 'vmupdate status'");
+            return fail(Errc::verify, dom->name(), "cannot restore",
+                        "its save did not complete; see 'vmupdate status'");
         auto sum = sha256_file(m.image);
         if (!sum)
-            return fail(Errc::verify, dom->name(), "cannot restore: managed-save image " + m.image, sum.error().cause + "; the RAM is kept");
+            return fail(Errc::verify, dom->name(), "cannot restore: managed-save image " + m.image,
+                        sum.error().cause + "; the RAM is kept");
         if (*sum != m.image_sha256)
             return fail(Errc::verify, dom->name(), "cannot restore: managed-save image " + m.image,
                         "it is not the image vmupdate saved (checksum differs); the RAM is kept");
@@ -298,12 +312,16 @@ Result<RestoreReport> restore_domain(const Connection& conn, const Paths& paths,
         std::int64_t started = now_us();
         if (auto ok = dom->start(); !ok) {
             auto after = state->load(m.uuid);
-            std::string hook = after && *after && !(*after)->last_error.empty() ? " (" + (*after)->last_error + ")" : "";
+            std::string hook = after && *after && !(*after)->last_error.empty()
+                                   ? " (" + (*after)->last_error + ")"
+                                   : "";
             return fail(Errc::libvirt, dom->name(), "restore failed",
                         ok.error().cause + hook +
-                            "; the managed-save image and the RAM are kept: fix the cause and run 'vmupdate restore' again");
+                            "; the managed-save image and the RAM are kept: fix the cause and run "
+                            "'vmupdate restore' again");
         }
-        if (auto resumed = events.wait_for(m.uuid, "resumed", 30s); resumed && resumed->at_us >= started && m.paused_at_us > 0)
+        if (auto resumed = events.wait_for(m.uuid, "resumed", 30s);
+            resumed && resumed->at_us >= started && m.paused_at_us > 0)
             report.pause_us = resumed->at_us - m.paused_at_us;
         else
             report.warnings.push_back("no Resumed event from libvirt: pause time unknown");
@@ -324,12 +342,15 @@ Result<RestoreReport> restore_domain(const Connection& conn, const Paths& paths,
                                   (m.last_error.empty() ? std::string() : ": " + m.last_error));
     int id = dom->id();
     if (auto ok = verify_in_use(dom->name(), domain_ram_dir(*backing, id, dom->name()), m.ram); !ok)
-        return fail(Errc::verify, dom->name(), "restored, but its RAM is not the preserved RAM", ok.error().message());
+        return fail(Errc::verify, dom->name(), "restored, but its RAM is not the preserved RAM",
+                    ok.error().message());
     auto caps = monitor(*dom, "query-migrate-capabilities");
-    auto on = caps ? capability_state(*caps, capability) : Result<bool>(std::unexpected(caps.error()));
+    auto on =
+        caps ? capability_state(*caps, capability) : Result<bool>(std::unexpected(caps.error()));
     if (!on || *on) {
         if (auto ok = set_capability(*dom, false); !ok)
-            return fail(Errc::verify, dom->name(), "restored, but x-ignore-shared is still on", ok.error().message());
+            return fail(Errc::verify, dom->name(), "restored, but x-ignore-shared is still on",
+                        ok.error().message());
         report.warnings.push_back("x-ignore-shared was still on: switched off");
     }
     if (auto ok = state->remove(m.uuid); !ok)
@@ -430,7 +451,8 @@ Result<std::string> install_hook(const Paths& paths, const std::string& hook_exe
     std::error_code ec;
     std::filesystem::create_directories(paths.hooks_dir, ec);
     if (ec)
-        return fail(Errc::system, paths.hooks_dir, "cannot create the hook directory", ec.message());
+        return fail(Errc::system, paths.hooks_dir, "cannot create the hook directory",
+                    ec.message());
     std::string link = paths.hooks_dir + "/" + std::string(hook_link_name);
     std::string tmp = link + ".tmp";
     std::filesystem::remove(tmp, ec);

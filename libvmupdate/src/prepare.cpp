@@ -36,7 +36,8 @@ Result<Prepared> prepare_domain(const Connection& conn, std::string_view name) {
     return out;
 }
 
-Result<std::optional<BackingDir>> backing_dir_for(const Connection& conn, const std::string& qemu_conf) {
+Result<std::optional<BackingDir>> backing_dir_for(const Connection& conn,
+                                                  const std::string& qemu_conf) {
     auto uri = conn.uri();
     if (!uri)
         return std::unexpected(uri.error());
@@ -56,7 +57,8 @@ Result<std::optional<BackingDir>> backing_dir_for(const Connection& conn, const 
 std::optional<std::string> backing_dir_warning(const BackingDir& dir) {
     if (dir.fs.kind != FsKind::disk)
         return std::nullopt;
-    return "memory_backing_dir " + dir.path + " is on " + dir.fs.fstype + " (" + dir.fs.mount_point +
+    return "memory_backing_dir " + dir.path + " is on " + dir.fs.fstype + " (" +
+           dir.fs.mount_point +
            "), a disk filesystem: the kernel keeps writing guest RAM back to disk; put it on tmpfs "
            "(QEMU updates) or a DAX mount on pmem (kernel updates) in " +
            std::string(system_qemu_conf);

@@ -1,16 +1,19 @@
 #include "xml.hpp"
 
-#include <libxml/parser.h>
-#include <libxml/xmlerror.h>
-
 #include <algorithm>
 #include <climits>
+#include <libxml/parser.h>
+#include <libxml/xmlerror.h>
 
 namespace vmupdate::xml {
 namespace {
 
-const xmlChar* x(const char* s) { return reinterpret_cast<const xmlChar*>(s); }
-std::string to_string(const xmlChar* s) { return s ? reinterpret_cast<const char*>(s) : ""; }
+const xmlChar* x(const char* s) {
+    return reinterpret_cast<const xmlChar*>(s);
+}
+std::string to_string(const xmlChar* s) {
+    return s ? reinterpret_cast<const char*>(s) : "";
+}
 
 // libxml2 prints parse errors to stderr by default; only main() prints, so
 // errors are collected here and returned as values.
@@ -52,14 +55,16 @@ bool is_blank_text(const xmlNode* n) {
     if (n == nullptr || n->type != XML_TEXT_NODE)
         return false;
     std::string s = to_string(n->content);
-    return std::all_of(s.begin(), s.end(), [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; });
+    return std::all_of(s.begin(), s.end(),
+                       [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; });
 }
 
 } // namespace
 
 Result<Doc> parse(std::string_view text, std::string_view object) {
     if (text.size() > INT_MAX)
-        return fail(Errc::invalid_input, std::string(object), "cannot parse domain XML", "input too large");
+        return fail(Errc::invalid_input, std::string(object), "cannot parse domain XML",
+                    "input too large");
     ErrorCapture capture;
     Doc doc(xmlReadMemory(text.data(), static_cast<int>(text.size()), nullptr, nullptr,
                           XML_PARSE_NONET | XML_PARSE_NOWARNING));
@@ -73,7 +78,8 @@ Result<Doc> parse(std::string_view text, std::string_view object) {
         return fail(Errc::invalid_input, std::string(object), "cannot parse XML",
                     "a DOCTYPE declaration is not allowed in libvirt XML");
     if (xmlDocGetRootElement(doc.get()) == nullptr)
-        return fail(Errc::invalid_input, std::string(object), "cannot parse XML", "no root element");
+        return fail(Errc::invalid_input, std::string(object), "cannot parse XML",
+                    "no root element");
     return doc;
 }
 
@@ -82,14 +88,29 @@ namespace {
 void escape(std::string& out, const xmlChar* raw, bool attribute) {
     for (const char* c = reinterpret_cast<const char*>(raw); c && *c; ++c) {
         switch (*c) {
-        case '&': out += "&amp;"; break;
-        case '<': out += "&lt;"; break;
-        case '>': out += "&gt;"; break;
-        case '\'': out += attribute ? "&apos;" : "'"; break;
-        case '\n': out += attribute ? "&#10;" : "\n"; break;
-        case '\r': out += "&#13;"; break;
-        case '\t': out += attribute ? "&#9;" : "\t"; break;
-        default: out += *c;
+        case '&':
+            out += "&amp;";
+            break;
+        case '<':
+            out += "&lt;";
+            break;
+        case '>':
+            out += "&gt;";
+            break;
+        case '\'':
+            out += attribute ? "&apos;" : "'";
+            break;
+        case '\n':
+            out += attribute ? "&#10;" : "\n";
+            break;
+        case '\r':
+            out += "&#13;";
+            break;
+        case '\t':
+            out += attribute ? "&#9;" : "\t";
+            break;
+        default:
+            out += *c;
         }
     }
 }

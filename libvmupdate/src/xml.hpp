@@ -5,7 +5,6 @@
 #include "vmupdate/error.hpp"
 
 #include <libxml/tree.h>
-
 #include <memory>
 #include <string>
 #include <string_view>

@@ -3,13 +3,12 @@
 // libvirt's schema, and chosen files match reviewed golden outputs.
 #include "vmupdate/domain_xml.hpp"
 
-#include <gtest/gtest.h>
-#include <libxml/parser.h>
-#include <libxml/relaxng.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <gtest/gtest.h>
+#include <libxml/parser.h>
+#include <libxml/relaxng.h>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -63,7 +62,8 @@ public:
         if (doc == nullptr)
             return false;
         xmlRelaxNGValidCtxt* v = xmlRelaxNGNewValidCtxt(schema_);
-        xmlRelaxNGSetValidStructuredErrors(v, [](void*, xmlError*) {}, nullptr);
+        xmlRelaxNGSetValidStructuredErrors(
+            v, [](void*, xmlError*) {}, nullptr);
         bool ok = xmlRelaxNGValidateDoc(v, doc) == 0;
         xmlRelaxNGFreeValidCtxt(v);
         xmlFreeDoc(doc);
@@ -107,7 +107,8 @@ TEST_P(Corpus, TranslatesOrRefusesCleanly) {
         EXPECT_FALSE(t.error().object.empty());
         EXPECT_FALSE(t.error().step.empty());
         EXPECT_FALSE(t.error().cause.empty());
-        EXPECT_FALSE(fs::exists(golden)) << "golden output exists but the file was refused: " << t.error().message();
+        EXPECT_FALSE(fs::exists(golden))
+            << "golden output exists but the file was refused: " << t.error().message();
         if (fs::exists(golden_refusal)) {
             EXPECT_EQ(t.error().message() + "\n", read(golden_refusal));
         }
@@ -133,7 +134,8 @@ TEST_P(Corpus, TranslatesOrRefusesCleanly) {
     if (!schema().available())
         GTEST_SKIP() << "libvirt's domain.rng is not installed: schema check skipped";
     if (schema().valid(text)) {
-        EXPECT_TRUE(schema().valid(t->xml)) << "input valid for libvirt's schema, output not:\n" << t->xml;
+        EXPECT_TRUE(schema().valid(t->xml)) << "input valid for libvirt's schema, output not:\n"
+                                            << t->xml;
     }
 }
 

@@ -5,7 +5,6 @@
 #include <libxml/parser.h>
 #include <libxml/relaxng.h>
 #include <libxml/tree.h>
-
 #include <string>
 
 using namespace vmupdate;
@@ -21,13 +20,15 @@ std::string domain(const std::string& memory_extra = "", const std::string& devi
   <uuid>c7a5fdbd-edaf-9455-926a-d65c16db1809</uuid>
   <memory unit='KiB'>219136</memory>
   <currentMemory unit='KiB'>219136</currentMemory>
-)" + memory_extra + R"(  <vcpu placement='static'>4</vcpu>
+)" + memory_extra +
+           R"(  <vcpu placement='static'>4</vcpu>
   <os>
     <type arch='x86_64' machine='pc'>hvm</type>
   </os>
 )" + cpu + R"(  <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
-)" + devices + R"(  </devices>
+)" + devices +
+           R"(  </devices>
 </domain>
 )";
 }
@@ -52,38 +53,44 @@ bool contains(const std::string& hay, const std::string& needle) {
 
 TEST(Translate, AddsFileBackedSharedMemory) {
     std::string out = translate_ok(domain());
-    EXPECT_TRUE(contains(out, "  <memoryBacking>\n    <source type='file'/>\n    <access mode='shared'/>\n  </memoryBacking>\n"))
+    EXPECT_TRUE(contains(out, "  <memoryBacking>\n    <source type='file'/>\n    <access "
+                              "mode='shared'/>\n  </memoryBacking>\n"))
         << out;
     // Placed after the memory size elements, where libvirt puts it.
     EXPECT_LT(out.find("<currentMemory"), out.find("<memoryBacking>"));
 }
 
 TEST(Translate, MemfdSourceBecomesFile) {
-    std::string out = translate_ok(domain("  <memoryBacking>\n    <source type='memfd'/>\n    <access mode='shared'/>\n  </memoryBacking>\n"));
+    std::string out = translate_ok(domain("  <memoryBacking>\n    <source type='memfd'/>\n    "
+                                          "<access mode='shared'/>\n  </memoryBacking>\n"));
     EXPECT_TRUE(contains(out, "<source type='file'/>")) << out;
     EXPECT_FALSE(contains(out, "memfd"));
 }
 
 TEST(Translate, AnonymousSourceBecomesFile) {
-    std::string out = translate_ok(domain("  <memoryBacking>\n    <source type='anonymous'/>\n  </memoryBacking>\n"));
+    std::string out = translate_ok(
+        domain("  <memoryBacking>\n    <source type='anonymous'/>\n  </memoryBacking>\n"));
     EXPECT_TRUE(contains(out, "<source type='file'/>")) << out;
     EXPECT_TRUE(contains(out, "<access mode='shared'/>")) << out;
 }
 
 TEST(Translate, PrivateAccessBecomesShared) {
-    std::string out = translate_ok(domain("  <memoryBacking>\n    <source type='file'/>\n    <access mode='private'/>\n  </memoryBacking>\n"));
+    std::string out = translate_ok(domain("  <memoryBacking>\n    <source type='file'/>\n    "
+                                          "<access mode='private'/>\n  </memoryBacking>\n"));
     EXPECT_TRUE(contains(out, "<access mode='shared'/>")) << out;
     EXPECT_FALSE(contains(out, "private"));
 }
 
 TEST(Translate, DiscardIsRemoved) {
-    std::string out = translate_ok(domain("  <memoryBacking>\n    <discard/>\n  </memoryBacking>\n"));
+    std::string out =
+        translate_ok(domain("  <memoryBacking>\n    <discard/>\n  </memoryBacking>\n"));
     EXPECT_FALSE(contains(out, "discard")) << out;
     EXPECT_TRUE(contains(out, "<source type='file'/>"));
 }
 
 TEST(Translate, KeepsOtherMemoryBackingSettings) {
-    std::string out = translate_ok(domain("  <memoryBacking>\n    <locked/>\n    <allocation mode='immediate'/>\n  </memoryBacking>\n"));
+    std::string out = translate_ok(domain("  <memoryBacking>\n    <locked/>\n    <allocation "
+                                          "mode='immediate'/>\n  </memoryBacking>\n"));
     EXPECT_TRUE(contains(out, "<locked/>"));
     EXPECT_TRUE(contains(out, "<allocation mode='immediate'/>"));
 }
@@ -97,8 +104,13 @@ TEST(Translate, NumaCellsBecomeSharedAndLoseDiscard) {
   </cpu>
 )";
     std::string out = translate_ok(domain("", "", cpu));
-    EXPECT_TRUE(contains(out, "<cell id='0' cpus='0-1' memory='109568' unit='KiB' memAccess='shared'/>")) << out;
-    EXPECT_TRUE(contains(out, "<cell id='1' cpus='2-3' memory='109568' unit='KiB' memAccess='shared' discard='no'/>")) << out;
+    EXPECT_TRUE(
+        contains(out, "<cell id='0' cpus='0-1' memory='109568' unit='KiB' memAccess='shared'/>"))
+        << out;
+    EXPECT_TRUE(contains(
+        out,
+        "<cell id='1' cpus='2-3' memory='109568' unit='KiB' memAccess='shared' discard='no'/>"))
+        << out;
 }
 
 TEST(Translate, RefusesHugepages) {
@@ -172,7 +184,9 @@ TEST(Translate, KeepsVhostUser) {
       <model type='virtio'/>
     </interface>
 )";
-    std::string out = translate_ok(domain("  <memoryBacking>\n    <source type='memfd'/>\n    <access mode='shared'/>\n  </memoryBacking>\n", net));
+    std::string out = translate_ok(domain("  <memoryBacking>\n    <source type='memfd'/>\n    "
+                                          "<access mode='shared'/>\n  </memoryBacking>\n",
+                                          net));
     EXPECT_TRUE(contains(out, net)) << out;
     EXPECT_TRUE(contains(out, "<source type='file'/>"));
 }
@@ -189,14 +203,21 @@ TEST(Translate, RefusesPciPassthrough) {
     EXPECT_TRUE(contains(e.message(), "<hostdev type='pci'>")) << e.message();
     EXPECT_TRUE(contains(e.message(), "vfio")) << e.message();
 
-    Error e2 = translate_err(domain("", "    <interface type='hostdev'>\n      <source>\n        <address type='pci' domain='0' bus='6' slot='0' function='0'/>\n      </source>\n    </interface>\n"));
+    Error e2 = translate_err(domain(
+        "", "    <interface type='hostdev'>\n      <source>\n        <address type='pci' "
+            "domain='0' bus='6' slot='0' function='0'/>\n      </source>\n    </interface>\n"));
     EXPECT_EQ(e2.code, Errc::refused);
-    Error e3 = translate_err(domain("", "    <hostdev mode='subsystem' type='mdev' model='vfio-pci'>\n      <source>\n        <address uuid='c2177883-f1bb-47f0-914d-32a22e3a8804'/>\n      </source>\n    </hostdev>\n"));
+    Error e3 = translate_err(
+        domain("", "    <hostdev mode='subsystem' type='mdev' model='vfio-pci'>\n      <source>\n  "
+                   "      <address uuid='c2177883-f1bb-47f0-914d-32a22e3a8804'/>\n      "
+                   "</source>\n    </hostdev>\n"));
     EXPECT_EQ(e3.code, Errc::refused);
 }
 
 TEST(Translate, KeepsUsbHostdev) {
-    std::string usb = "    <hostdev mode='subsystem' type='usb'>\n      <source>\n        <vendor id='0x1234'/>\n        <product id='0xbeef'/>\n      </source>\n    </hostdev>\n";
+    std::string usb =
+        "    <hostdev mode='subsystem' type='usb'>\n      <source>\n        <vendor "
+        "id='0x1234'/>\n        <product id='0xbeef'/>\n      </source>\n    </hostdev>\n";
     EXPECT_TRUE(contains(translate_ok(domain("", usb)), usb));
 }
 
@@ -211,7 +232,9 @@ TEST(Translate, RefusesNonQemuTypes) {
 
 TEST(Translate, RefusesConfidentialGuests) {
     std::string xml = domain();
-    xml.replace(xml.find("</domain>"), 9, "  <launchSecurity type='sev'>\n    <policy>0x0003</policy>\n  </launchSecurity>\n</domain>");
+    xml.replace(xml.find("</domain>"), 9,
+                "  <launchSecurity type='sev'>\n    <policy>0x0003</policy>\n  "
+                "</launchSecurity>\n</domain>");
     EXPECT_EQ(translate_err(xml).code, Errc::refused);
 }
 
@@ -227,11 +250,14 @@ TEST(Translate, RejectsInvalidInput) {
         EXPECT_FALSE(t.error().cause.empty()) << bad;
     }
     Error wrong_root = translate_domain("<network/>", "f.xml").error();
-    EXPECT_EQ(wrong_root.message(), "f.xml: not a libvirt domain: root element is <network>, expected <domain>");
+    EXPECT_EQ(wrong_root.message(),
+              "f.xml: not a libvirt domain: root element is <network>, expected <domain>");
 }
 
 TEST(Translate, RejectsDoctype) {
-    auto t = translate_domain("<!DOCTYPE domain [<!ENTITY a 'aaaa'>]>\n<domain type='kvm'><name>&a;</name><memory>1</memory></domain>", "x.xml");
+    auto t = translate_domain("<!DOCTYPE domain [<!ENTITY a 'aaaa'>]>\n<domain "
+                              "type='kvm'><name>&a;</name><memory>1</memory></domain>",
+                              "x.xml");
     ASSERT_FALSE(t.has_value());
     EXPECT_TRUE(contains(t.error().cause, "DOCTYPE"));
 }
@@ -264,11 +290,15 @@ TEST(Translate, PreservesNamesUuidCommentsAndForeignMetadata) {
     EXPECT_TRUE(contains(out, "<name>instance-00000001</name>"));
     EXPECT_TRUE(contains(out, "<uuid>c7a5fdbd-edaf-9455-926a-d65c16db1809</uuid>"));
     EXPECT_TRUE(contains(out, "<!-- keep me -->"));
-    EXPECT_TRUE(contains(out, "<nova:instance xmlns:nova='http://openstack.org/xmlns/libvirt/nova/1.1'>\n      <nova:name>web &amp; db</nova:name>\n    </nova:instance>\n    <vmupdate:managed")) << out;
+    EXPECT_TRUE(contains(
+        out, "<nova:instance xmlns:nova='http://openstack.org/xmlns/libvirt/nova/1.1'>\n      "
+             "<nova:name>web &amp; db</nova:name>\n    </nova:instance>\n    <vmupdate:managed"))
+        << out;
 }
 
 TEST(Translate, IsIdempotent) {
-    std::string once = translate_ok(domain("  <memoryBacking>\n    <source type='memfd'/>\n    <discard/>\n  </memoryBacking>\n"));
+    std::string once = translate_ok(domain(
+        "  <memoryBacking>\n    <source type='memfd'/>\n    <discard/>\n  </memoryBacking>\n"));
     auto twice = translate_domain(once, "once.xml");
     ASSERT_TRUE(twice.has_value());
     EXPECT_EQ(twice->xml, once);
@@ -277,7 +307,9 @@ TEST(Translate, IsIdempotent) {
 
 TEST(Translate, RecognisesItsMetadataUnderAnyPrefix) {
     std::string xml = domain();
-    xml.replace(xml.find("  <memory "), 0, "  <metadata>\n    <vu:managed xmlns:vu='urn:vmupdate:domain:1' version='1'/>\n  </metadata>\n");
+    xml.replace(xml.find("  <memory "), 0,
+                "  <metadata>\n    <vu:managed xmlns:vu='urn:vmupdate:domain:1' version='1'/>\n  "
+                "</metadata>\n");
     std::string out = translate_ok(xml);
     EXPECT_EQ(out.find("urn:vmupdate:domain:1"), out.rfind("urn:vmupdate:domain:1")) << out;
 }
@@ -291,11 +323,13 @@ TEST(Translate, ReportsChanges) {
 
 TEST(Translate, MetadataMatchesItsSchema) {
     std::string out = translate_ok(domain());
-    xmlDoc* doc = xmlReadMemory(out.data(), static_cast<int>(out.size()), nullptr, nullptr, XML_PARSE_NONET);
+    xmlDoc* doc =
+        xmlReadMemory(out.data(), static_cast<int>(out.size()), nullptr, nullptr, XML_PARSE_NONET);
     ASSERT_NE(doc, nullptr);
     xmlNode* mark = nullptr;
     for (xmlNode* n = xmlDocGetRootElement(doc)->children; n; n = n->next)
-        if (n->type == XML_ELEMENT_NODE && std::string(reinterpret_cast<const char*>(n->name)) == "metadata")
+        if (n->type == XML_ELEMENT_NODE &&
+            std::string(reinterpret_cast<const char*>(n->name)) == "metadata")
             for (xmlNode* c = n->children; c; c = c->next)
                 if (c->type == XML_ELEMENT_NODE && c->ns)
                     mark = c;
@@ -303,14 +337,16 @@ TEST(Translate, MetadataMatchesItsSchema) {
     xmlDoc* sub = xmlNewDoc(reinterpret_cast<const xmlChar*>("1.0"));
     xmlDocSetRootElement(sub, xmlDocCopyNode(mark, sub, 1));
 
-    xmlRelaxNGParserCtxt* pctxt = xmlRelaxNGNewParserCtxt(VMUPDATE_SCHEMA_DIR "/domain-metadata.rng");
+    xmlRelaxNGParserCtxt* pctxt =
+        xmlRelaxNGNewParserCtxt(VMUPDATE_SCHEMA_DIR "/domain-metadata.rng");
     xmlRelaxNG* schema = xmlRelaxNGParse(pctxt);
     ASSERT_NE(schema, nullptr);
     xmlRelaxNGValidCtxt* vctxt = xmlRelaxNGNewValidCtxt(schema);
     EXPECT_EQ(xmlRelaxNGValidateDoc(vctxt, sub), 0);
 
     // A wrong version must not validate, or this test proves nothing.
-    xmlSetProp(xmlDocGetRootElement(sub), reinterpret_cast<const xmlChar*>("version"), reinterpret_cast<const xmlChar*>("2"));
+    xmlSetProp(xmlDocGetRootElement(sub), reinterpret_cast<const xmlChar*>("version"),
+               reinterpret_cast<const xmlChar*>("2"));
     EXPECT_NE(xmlRelaxNGValidateDoc(vctxt, sub), 0);
 
     xmlRelaxNGFreeValidCtxt(vctxt);

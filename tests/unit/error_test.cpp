@@ -1,8 +1,7 @@
 #include "vmupdate/error.hpp"
 
-#include <gtest/gtest.h>
-
 #include <cerrno>
+#include <gtest/gtest.h>
 
 using namespace vmupdate;
 

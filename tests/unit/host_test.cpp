@@ -1,17 +1,21 @@
 // qemu.conf parsing and filesystem classification.
 #include "vmupdate/host.hpp"
 
-#include <gtest/gtest.h>
-
 #include <cstdio>
 #include <fstream>
+#include <gtest/gtest.h>
 
 using namespace vmupdate;
 
 TEST(QemuConf, ReadsMemoryBackingDir) {
-    EXPECT_EQ(conf_string("# memory_backing_dir = \"/no\"\nmemory_backing_dir = \"/dev/shm/vm\"\n", "memory_backing_dir").value(),
+    EXPECT_EQ(conf_string("# memory_backing_dir = \"/no\"\nmemory_backing_dir = \"/dev/shm/vm\"\n",
+                          "memory_backing_dir")
+                  .value(),
               "/dev/shm/vm");
-    EXPECT_EQ(conf_string("  memory_backing_dir='/a'\nmemory_backing_dir = \"/b\" # later wins\n", "memory_backing_dir").value(), "/b");
+    EXPECT_EQ(conf_string("  memory_backing_dir='/a'\nmemory_backing_dir = \"/b\" # later wins\n",
+                          "memory_backing_dir")
+                  .value(),
+              "/b");
     EXPECT_EQ(conf_string("memory_backing_dir_other = \"/x\"\n", "memory_backing_dir").value(), "");
     EXPECT_EQ(conf_string("", "memory_backing_dir").value(), "");
     EXPECT_FALSE(conf_string("memory_backing_dir = 5\n", "memory_backing_dir"));

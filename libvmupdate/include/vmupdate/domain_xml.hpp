@@ -47,7 +47,8 @@ struct DomainInfo {
 
 /// Adds a private QMP monitor on `socket_path` to a domain XML (through
 /// <qemu:commandline>), replacing an earlier one.
-[[nodiscard]] Result<std::string> add_private_monitor(std::string_view xml, std::string_view socket_path);
+[[nodiscard]] Result<std::string> add_private_monitor(std::string_view xml,
+                                                      std::string_view socket_path);
 
 /// Removes vmupdate's private monitor from a domain XML; nullopt when it had none.
 [[nodiscard]] Result<std::optional<std::string>> strip_private_monitor(std::string_view xml);

@@ -20,15 +20,16 @@ struct HookCall {
 
 /// What the hook's main() must do.
 struct HookOutcome {
-    int exit_code = 0;             ///< non-zero aborts libvirt's start/restore/migrate
-    std::string output;            ///< altered domain XML (restore/migrate only), else empty
-    std::string error;             ///< for stderr when exit_code != 0; libvirt shows it
-    std::vector<std::string> log;  ///< what was done, for the hook log
+    int exit_code = 0;            ///< non-zero aborts libvirt's start/restore/migrate
+    std::string output;           ///< altered domain XML (restore/migrate only), else empty
+    std::string error;            ///< for stderr when exit_code != 0; libvirt shows it
+    std::vector<std::string> log; ///< what was done, for the hook log
 };
 
 /// Handles one hook call. `helper` is the executable to start as the restore
 /// helper (the hook itself). Never calls libvirt; never blocks for long.
-[[nodiscard]] HookOutcome run_hook(const Paths& paths, const HookCall& call, const std::string& helper);
+[[nodiscard]] HookOutcome run_hook(const Paths& paths, const HookCall& call,
+                                   const std::string& helper);
 
 /// The restore helper: connects to the private QMP monitor of the QEMU that
 /// restores `uuid` in attempt `attempt`, turns x-ignore-shared on before the

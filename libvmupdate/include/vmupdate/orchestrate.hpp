@@ -59,10 +59,12 @@ struct DomainStatus {
 };
 
 /// The state of every domain on the connection.
-[[nodiscard]] Result<std::vector<DomainStatus>> domain_status(const Connection& conn, const Paths& paths);
+[[nodiscard]] Result<std::vector<DomainStatus>> domain_status(const Connection& conn,
+                                                              const Paths& paths);
 
 /// Links the hook executable into libvirt's qemu hook directory.
-[[nodiscard]] Result<std::string> install_hook(const Paths& paths, const std::string& hook_executable);
+[[nodiscard]] Result<std::string> install_hook(const Paths& paths,
+                                               const std::string& hook_executable);
 
 /// Removes vmupdate's hook link; Ok when it was not installed.
 [[nodiscard]] Result<std::string> uninstall_hook(const Paths& paths);

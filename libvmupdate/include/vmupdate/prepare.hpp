@@ -33,7 +33,7 @@ struct BackingDir {
 /// `qemu_conf`) and finds its filesystem; nullopt for URIs whose host files
 /// vmupdate cannot see.
 [[nodiscard]] Result<std::optional<BackingDir>> backing_dir_for(const Connection& conn,
-                                                              const std::string& qemu_conf);
+                                                                const std::string& qemu_conf);
 
 /// A warning for operators when the backing directory's filesystem is a poor
 /// home for guest RAM, or nullopt when it is fine.

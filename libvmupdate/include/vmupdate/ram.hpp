@@ -17,11 +17,13 @@ namespace vmupdate {
 [[nodiscard]] std::string libvirt_short_name(int id, std::string_view name);
 
 /// The directory where libvirt keeps a running domain's RAM files.
-[[nodiscard]] std::string domain_ram_dir(std::string_view backing_dir, int id, std::string_view name);
+[[nodiscard]] std::string domain_ram_dir(std::string_view backing_dir, int id,
+                                         std::string_view name);
 
 /// vmupdate's directory of preserved links for one domain, inside backing_dir so
 /// that it is on the same filesystem. `uuid` must be canonical (checked).
-[[nodiscard]] Result<std::string> preserved_dir(std::string_view backing_dir, std::string_view uuid);
+[[nodiscard]] Result<std::string> preserved_dir(std::string_view backing_dir,
+                                                std::string_view uuid);
 
 /// Hard-links every RAM file in `ram_dir` into `preserved` (created 0700), replacing
 /// links to other files; returns what is now held.
@@ -30,7 +32,8 @@ namespace vmupdate {
 
 /// Checks that every preserved link still is the file recorded (same device,
 /// inode and size); the error names the first file that is not.
-[[nodiscard]] Result<void> verify_preserved(std::string_view domain, const std::vector<RamFile>& ram);
+[[nodiscard]] Result<void> verify_preserved(std::string_view domain,
+                                            const std::vector<RamFile>& ram);
 
 /// Checks that the RAM files QEMU now uses in `ram_dir` are the recorded ones.
 [[nodiscard]] Result<void> verify_in_use(std::string_view domain, const std::string& ram_dir,
