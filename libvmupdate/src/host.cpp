@@ -122,7 +122,9 @@ Result<std::string> memory_backing_dir(const std::string& qemu_conf) {
     }
     if (value->empty())
         return std::string(default_memory_backing_dir);
-    return *value;
+    // libvirt keeps its own subdirectory of a configured directory
+    // (virQEMUDriverConfigLoadMemoryEntry); only the default is used as it is.
+    return *value + "/libvirt/qemu";
 }
 
 Result<FsInfo> filesystem_from_mountinfo(std::string_view mountinfo, std::string_view path) {

@@ -31,7 +31,8 @@ TEST(QemuConf, DefaultsWhenAbsent) {
     std::ofstream(path) << "user = \"root\"\n";
     EXPECT_EQ(memory_backing_dir(path).value(), default_memory_backing_dir);
     std::ofstream(path) << "memory_backing_dir = \"/mnt/pmem0/vm\"\n";
-    EXPECT_EQ(memory_backing_dir(path).value(), "/mnt/pmem0/vm");
+    // libvirt appends its own subdirectory to a configured directory.
+    EXPECT_EQ(memory_backing_dir(path).value(), "/mnt/pmem0/vm/libvirt/qemu");
     std::remove(path);
 }
 

@@ -15,8 +15,9 @@ inline constexpr std::string_view default_memory_backing_dir = "/var/lib/libvirt
 /// The system qemu.conf that libvirtd reads.
 inline constexpr std::string_view system_qemu_conf = "/etc/libvirt/qemu.conf";
 
-/// Where libvirt puts file-backed guest RAM: qemu.conf's `memory_backing_dir`, or
-/// libvirt's default when the file or the setting is absent.
+/// The directory under which libvirt puts file-backed guest RAM (in
+/// <dir>/<id>-<name>/): qemu.conf's `memory_backing_dir` + "/libvirt/qemu" as
+/// libvirt appends it, or libvirt's default when the file or setting is absent.
 [[nodiscard]] Result<std::string> memory_backing_dir(const std::string& qemu_conf);
 
 /// Returns the value of `key` in libvirt configuration text (`key = "value"`), or

@@ -1,0 +1,631 @@
+// The libvirt qemu hook, driven the way libvirtd drives it, on temporary
+// directories standing in for the host's.
+#include "fsutil.hpp"
+#include "vmupdate/domain_xml.hpp"
+#include "vmupdate/hook.hpp"
+#include "vmupdate/ram.hpp"
+#include "vmupdate/state.hpp"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <grp.h>
+#include <gtest/gtest.h>
+#include <map>
+#include <pwd.h>
+#include <string>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+using namespace vmupdate;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* uuid = "c7a5fdbd-edaf-9455-926a-d65c16db1809";
+constexpr const char* helper = "/bin/true";
+
+class TempDir {
+public:
+    TempDir() {
+        std::string templ = (fs::temp_directory_path() / "vmupdate-hook-XXXXXX").string();
+        if (char* p = ::mkdtemp(templ.data()))
+            path_ = p;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        if (!path_.empty())
+            fs::remove_all(path_, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    [[nodiscard]] const std::string& path() const { return path_; }
+    [[nodiscard]] std::string operator/(std::string_view name) const {
+        return path_ + "/" + std::string(name);
+    }
+
+private:
+    std::string path_;
+};
+
+void write_file(const std::string& path, const std::string& content) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << content;
+    ASSERT_TRUE(out.good()) << path;
+}
+
+bool exists(const std::string& path) {
+    struct stat st {};
+    return ::lstat(path.c_str(), &st) == 0;
+}
+
+struct stat stat_of(const std::string& path) {
+    struct stat st {};
+    EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
+    return st;
+}
+
+bool contains(const std::string& hay, const std::string& needle) {
+    return hay.find(needle) != std::string::npos;
+}
+
+// Everything under `root`: relative path -> type, size, mode, inode.
+using Tree = std::map<std::string, std::string>;
+Tree tree(const std::string& root) {
+    Tree out;
+    for (const auto& e : fs::recursive_directory_iterator(root)) {
+        struct stat st = stat_of(e.path().string());
+        out[fs::relative(e.path(), root).string()] =
+            std::to_string(st.st_mode) + " " + std::to_string(st.st_size) + " " +
+            std::to_string(st.st_ino) + " " + std::to_string(st.st_nlink);
+    }
+    return out;
+}
+
+// A domain as libvirt hands it to the hook; `id` < 0 leaves the id out (an
+// inactive definition, as in a restore).
+std::string domain_xml(bool managed, int id = 7, const std::string& name = "web1") {
+    std::string xml = "<domain type='qemu'" +
+                      (id >= 0 ? " id='" + std::to_string(id) + "'" : std::string()) + ">\n";
+    xml += "  <name>" + name + "</name>\n";
+    xml += std::string("  <uuid>") + uuid + "</uuid>\n";
+    if (managed)
+        xml += "  <metadata>\n"
+               "    <vmupdate:managed xmlns:vmupdate='urn:vmupdate:domain:1' version='1'/>\n"
+               "  </metadata>\n";
+    xml += "  <memory unit='KiB'>4</memory>\n";
+    if (managed)
+        xml += "  <memoryBacking>\n"
+               "    <source type='file'/>\n"
+               "    <access mode='shared'/>\n"
+               "  </memoryBacking>\n";
+    xml += "  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n  </os>\n"
+           "  <devices>\n    <emulator>/usr/bin/qemu-system-x86_64</emulator>\n  </devices>\n"
+           "</domain>\n";
+    return xml;
+}
+
+// Every operation libvirt runs the qemu hook for, as (op, subop).
+const std::vector<std::pair<std::string, std::string>> all_ops = {
+    {"prepare", "begin"}, {"start", "begin"},     {"started", "begin"},
+    {"stopped", "end"},   {"release", "end"},     {"restore", "begin"},
+    {"migrate", "begin"}, {"reconnect", "begin"}, {"attach", "begin"},
+};
+
+class Hook : public ::testing::Test {
+protected:
+    void SetUp() override {
+        ASSERT_FALSE(tmp.path().empty());
+        paths.state_dir = tmp / "state";
+        paths.run_dir = tmp / "run";
+        paths.log_file = tmp / "log/hook.log";
+        paths.qemu_conf = tmp / "qemu.conf";
+        paths.save_dir = tmp / "save";
+        paths.hooks_dir = tmp / "hooks";
+        backing = tmp / "ram";
+        ASSERT_EQ(::mkdir(backing.c_str(), 0755), 0);
+        ASSERT_EQ(::mkdir(paths.save_dir.c_str(), 0700), 0);
+        // The QEMU user is this test's own, so that the hook can hand it the
+        // restore's socket directory without privileges.
+        write_file(paths.qemu_conf, "# test configuration\nmemory_backing_dir = \"" + backing +
+                                        "\"\nuser = \"+" + std::to_string(::getuid()) +
+                                        "\"\ngroup = \"+" + std::to_string(::getgid()) + "\"\n");
+        preserved = backing + "/vmupdate/" + uuid;
+    }
+
+    HookOutcome run(const std::string& op, const std::string& subop, const std::string& xml,
+                    const std::string& extra = "-") {
+        return run_hook(paths, HookCall{"web1", op, subop, extra, xml}, helper);
+    }
+
+    // libvirt's RAM directory of the running domain, with a 4096-byte pc.ram.
+    std::string make_ram_dir(int id) {
+        std::string dir = domain_ram_dir(backing, id, "web1");
+        EXPECT_EQ(::mkdir(dir.c_str(), 0755), 0) << dir;
+        return dir;
+    }
+
+    StateDir state() {
+        auto s = StateDir::open(paths.state_dir);
+        EXPECT_TRUE(s) << s.error().message();
+        return std::move(*s);
+    }
+
+    std::optional<Manifest> manifest() {
+        auto m = state().load(uuid);
+        EXPECT_TRUE(m) << m.error().message();
+        return m ? *m : std::nullopt;
+    }
+
+    // What `vmupdate save` leaves behind: preserved RAM, a managed-save image
+    // and a manifest in state saved whose checksum matches the image.
+    Manifest save() {
+        std::string dir = make_ram_dir(7);
+        write_file(dir + "/pc.ram", std::string(4096, 'r'));
+        auto held = preserve_ram(dir, preserved);
+        EXPECT_TRUE(held) << held.error().message();
+        fs::remove_all(dir); // the domain stopped
+        std::string image = managed_save_image(paths, "web1");
+        write_file(image, "QEMU device state, no RAM");
+        auto sum = sha256_file(image);
+        EXPECT_TRUE(sum) << sum.error().message();
+        Manifest m;
+        m.uuid = uuid;
+        m.name = "web1";
+        m.state = SaveState::saved;
+        m.ram = held ? *held : std::vector<RamFile>{};
+        m.image = image;
+        m.image_size = 25;
+        m.image_sha256 = sum ? *sum : "";
+        m.machine_type = "pc";
+        auto ok = state().store(m);
+        EXPECT_TRUE(ok) << ok.error().message();
+        return m;
+    }
+
+    TempDir tmp;
+    Paths paths;
+    std::string backing, preserved;
+};
+
+void expect_silent(const HookOutcome& out, const std::string& what) {
+    EXPECT_EQ(out.exit_code, 0) << what;
+    EXPECT_EQ(out.output, "") << what;
+    EXPECT_EQ(out.error, "") << what;
+    EXPECT_TRUE(out.log.empty()) << what << ": " << (out.log.empty() ? "" : out.log[0]);
+}
+
+std::string stripped_of_monitor(const std::string& xml) {
+    auto s = strip_private_monitor(xml);
+    EXPECT_TRUE(s && s->has_value());
+    return s && s->has_value() ? **s : std::string();
+}
+
+} // namespace
+
+TEST_F(Hook, LeavesUnmanagedDomainsAlone) {
+    // Even with RAM files where a managed domain's would be.
+    std::string dir = make_ram_dir(7);
+    write_file(dir + "/pc.ram", std::string(4096, 'r'));
+    Tree before = tree(tmp.path());
+    for (const auto& [op, subop] : all_ops) {
+        expect_silent(run(op, subop, domain_xml(false)), op + " " + subop);
+        expect_silent(run(op, subop, domain_xml(false, -1)), op + " " + subop + " (inactive)");
+    }
+    EXPECT_EQ(tree(tmp.path()), before);
+    EXPECT_FALSE(exists(paths.state_dir));
+    EXPECT_FALSE(exists(backing + "/vmupdate"));
+}
+
+TEST_F(Hook, LeavesUnmanagedDomainsAloneEvenWithAManifest) {
+    // A domain that is no longer marked managed is not vmupdate's business,
+    // whatever an old manifest says.
+    Manifest m = save();
+    Tree before = tree(tmp.path());
+    for (const auto& [op, subop] : all_ops)
+        expect_silent(run(op, subop, domain_xml(false, 8)), op + " " + subop);
+    EXPECT_EQ(tree(tmp.path()), before);
+    EXPECT_EQ(manifest(), m);
+}
+
+TEST_F(Hook, IgnoresXmlItCannotRead) {
+    Tree before = tree(tmp.path());
+    for (const std::string xml : {"", "garbage", "<domain", "<network><name>n</name></network>",
+                                  "<domain type='qemu'><uuid>x</uuid></domain>"}) {
+        for (const auto& [op, subop] : all_ops)
+            expect_silent(run(op, subop, xml), op + " " + subop + " on '" + xml + "'");
+    }
+    EXPECT_EQ(tree(tmp.path()), before);
+}
+
+TEST_F(Hook, IgnoresAManagedDomainWithoutACanonicalUuid) {
+    std::string xml = domain_xml(true);
+    xml.replace(xml.find(uuid), std::string(uuid).size(), "C7A5FDBD-EDAF-9455-926A-D65C16DB1809");
+    std::string dir = make_ram_dir(7);
+    write_file(dir + "/pc.ram", std::string(4096, 'r'));
+    Tree before = tree(tmp.path());
+    auto out = run("started", "begin", xml);
+    EXPECT_EQ(out.exit_code, 0);
+    EXPECT_EQ(out.output, "");
+    EXPECT_EQ(tree(tmp.path()), before);
+}
+
+TEST_F(Hook, StartedPreservesTheRam) {
+    std::string dir = make_ram_dir(7);
+    write_file(dir + "/pc.ram", std::string(4096, 'r'));
+    auto out = run("started", "begin", domain_xml(true));
+    EXPECT_EQ(out.exit_code, 0);
+    EXPECT_EQ(out.output, "");
+    ASSERT_FALSE(out.log.empty());
+    EXPECT_TRUE(contains(out.log[0], "pc.ram")) << out.log[0];
+    ASSERT_TRUE(exists(preserved + "/pc.ram"));
+    EXPECT_EQ(stat_of(preserved + "/pc.ram").st_ino, stat_of(dir + "/pc.ram").st_ino);
+    EXPECT_EQ(stat_of(preserved).st_mode & 07777, 0700u);
+}
+
+TEST_F(Hook, StartedCutsLongNamesLikeLibvirt) {
+    const std::string name = "a-rather-long-domain-name-indeed";
+    std::string dir = domain_ram_dir(backing, 12, name);
+    ASSERT_EQ(dir, backing + "/12-a-rather-long-domai");
+    ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+    write_file(dir + "/pc.ram", std::string(4096, 'r'));
+    auto out = run_hook(paths, HookCall{name, "started", "begin", "-", domain_xml(true, 12, name)},
+                        helper);
+    EXPECT_EQ(out.exit_code, 0);
+    ASSERT_TRUE(exists(preserved + "/pc.ram"));
+    EXPECT_EQ(stat_of(preserved + "/pc.ram").st_ino, stat_of(dir + "/pc.ram").st_ino);
+}
+
+TEST_F(Hook, ReleaseDropsTheRamOfADomainStoppedForGood) {
+    std::string dir = make_ram_dir(7);
+    write_file(dir + "/pc.ram", std::string(4096, 'r'));
+    ASSERT_EQ(run("started", "begin", domain_xml(true)).exit_code, 0);
+    ASSERT_TRUE(exists(preserved + "/pc.ram"));
+    fs::remove_all(dir); // libvirt removes its RAM directory on stop
+
+    auto out = run("release", "end", domain_xml(true));
+    EXPECT_EQ(out.exit_code, 0);
+    EXPECT_EQ(out.output, "");
+    EXPECT_FALSE(exists(preserved));
+    EXPECT_FALSE(manifest().has_value());
+}
+
+TEST_F(Hook, ReleaseKeepsTheRamWhenAManagedSaveImageExists) {
+    std::string dir = make_ram_dir(7);
+    write_file(dir + "/pc.ram", std::string(4096, 'r'));
+    ASSERT_EQ(run("started", "begin", domain_xml(true)).exit_code, 0);
+    write_file(managed_save_image(paths, "web1"), "image");
+    fs::remove_all(dir);
+
+    auto out = run("release", "end", domain_xml(true));
+    EXPECT_EQ(out.exit_code, 0);
+    ASSERT_TRUE(exists(preserved + "/pc.ram"));
+    EXPECT_EQ(stat_of(preserved + "/pc.ram").st_size, 4096);
+}
+
+TEST_F(Hook, ReleaseKeepsTheRamOfASavedDomain) {
+    Manifest m = save();
+    auto out = run("release", "end", domain_xml(true));
+    EXPECT_EQ(out.exit_code, 0);
+    ASSERT_TRUE(exists(preserved + "/pc.ram"));
+    EXPECT_EQ(manifest(), m);
+    // Even when the image is gone: the manifest alone decides.
+    ASSERT_EQ(::unlink(m.image.c_str()), 0);
+    out = run("release", "end", domain_xml(true));
+    EXPECT_EQ(out.exit_code, 0);
+    EXPECT_TRUE(exists(preserved + "/pc.ram"));
+    EXPECT_EQ(manifest(), m);
+}
+
+TEST_F(Hook, StartedLeavesTheRamOfASavedDomainAsItIs) {
+    Manifest m = save();
+    // A start that is not a vmupdate restore, with fresh RAM of its own.
+    std::string dir = make_ram_dir(8);
+    write_file(dir + "/pc.ram", std::string(8192, 'n'));
+    auto out = run("started", "begin", domain_xml(true, 8));
+    EXPECT_EQ(out.exit_code, 0);
+    EXPECT_EQ(stat_of(preserved + "/pc.ram").st_ino, m.ram[0].inode);
+    EXPECT_EQ(manifest(), m);
+}
+
+TEST_F(Hook, RestoreWithoutManifestIsAStockRestore) {
+    auto out = run("restore", "begin", domain_xml(true, -1));
+    EXPECT_EQ(out.exit_code, 0);
+    EXPECT_EQ(out.output, "");
+    EXPECT_EQ(out.error, "");
+    EXPECT_FALSE(manifest().has_value());
+    EXPECT_FALSE(exists(paths.run_dir));
+    EXPECT_FALSE(exists(backing + "/vmupdate"));
+}
+
+TEST_F(Hook, RestoreWithoutManifestStripsAnOldPrivateMonitor) {
+    auto with =
+        add_private_monitor(domain_xml(true, -1), tmp / "run/qmp/0011223344556677/qmp.sock");
+    ASSERT_TRUE(with) << with.error().message();
+    ASSERT_TRUE(contains(*with, "vmupdate-qmp"));
+    auto out = run("restore", "begin", *with);
+    EXPECT_EQ(out.exit_code, 0);
+    EXPECT_FALSE(out.output.empty());
+    EXPECT_FALSE(contains(out.output, "vmupdate-qmp")) << out.output;
+    EXPECT_FALSE(contains(out.output, "commandline")) << out.output;
+    EXPECT_EQ(out.output, stripped_of_monitor(*with));
+    // The rest of the definition survives.
+    auto info = inspect_domain(out.output, "output");
+    ASSERT_TRUE(info) << info.error().message();
+    EXPECT_EQ(info->name, "web1");
+    EXPECT_EQ(info->uuid, uuid);
+    EXPECT_TRUE(info->managed);
+    EXPECT_TRUE(info->shared_file_ram);
+    EXPECT_FALSE(manifest().has_value());
+}
+
+TEST_F(Hook, RestoreOfAnImageVmupdateDidNotSaveIsAStockRestore) {
+    Manifest m = save();
+    // libvirt's own managed save replaced vmupdate's image.
+    write_file(m.image, "another image altogether");
+    auto out = run("restore", "begin", domain_xml(true, -1));
+    EXPECT_EQ(out.exit_code, 0);
+    EXPECT_EQ(out.output, "");
+    EXPECT_EQ(manifest(), m);
+    EXPECT_FALSE(exists(paths.run_dir));
+
+    // With an old private monitor in the XML: stripped, still stock.
+    auto with =
+        add_private_monitor(domain_xml(true, -1), tmp / "run/qmp/0011223344556677/qmp.sock");
+    ASSERT_TRUE(with) << with.error().message();
+    out = run("restore", "begin", *with);
+    EXPECT_EQ(out.exit_code, 0);
+    EXPECT_EQ(out.output, stripped_of_monitor(*with));
+    EXPECT_EQ(manifest(), m);
+
+    // Nor does the next start touch anything.
+    std::string dir = make_ram_dir(8);
+    out = run("start", "begin", domain_xml(true, 8));
+    EXPECT_EQ(out.exit_code, 0);
+    EXPECT_TRUE(fs::is_empty(dir));
+}
+
+TEST_F(Hook, RestoreWithResizedRamIsRefusedAtStartNeverInTheRestoreHook) {
+    Manifest m = save();
+    ASSERT_EQ(::truncate(m.ram[0].preserved.c_str(), 8192), 0);
+
+    // libvirt 11.3 deletes the managed-save image when the restore hook fails.
+    auto out = run("restore", "begin", domain_xml(true, -1));
+    EXPECT_EQ(out.exit_code, 0);
+    EXPECT_EQ(out.output, "");
+    auto after = manifest();
+    ASSERT_TRUE(after);
+    EXPECT_EQ(after->state, SaveState::restoring);
+    EXPECT_EQ(after->attempt, "");
+    EXPECT_TRUE(contains(after->last_error, "size is 8192 bytes, saved with 4096"))
+        << after->last_error;
+
+    // start begin fails, which keeps the image.
+    std::string dir = make_ram_dir(8);
+    out = run("start", "begin", domain_xml(true, 8));
+    EXPECT_EQ(out.exit_code, 1);
+    EXPECT_TRUE(contains(out.error, "size is 8192 bytes, saved with 4096")) << out.error;
+    EXPECT_TRUE(contains(out.error, "web1")) << out.error;
+    EXPECT_TRUE(fs::is_empty(dir)) << "RAM linked for a refused restore";
+
+    // libvirt then stops the domain it never started.
+    fs::remove_all(dir);
+    out = run("release", "end", domain_xml(true, 8));
+    EXPECT_EQ(out.exit_code, 0);
+    after = manifest();
+    ASSERT_TRUE(after);
+    EXPECT_EQ(after->state, SaveState::saved);
+    EXPECT_EQ(after->attempt, "");
+    EXPECT_TRUE(contains(after->last_error, "size is 8192 bytes")) << after->last_error;
+    EXPECT_EQ(after->ram, m.ram);
+    EXPECT_EQ(after->image_sha256, m.image_sha256);
+    EXPECT_TRUE(exists(preserved + "/pc.ram"));
+    EXPECT_TRUE(exists(m.image));
+}
+
+TEST_F(Hook, ReleaseAfterARefusedRestoreLeavesOtherRestoresAlone) {
+    Manifest m = save();
+    ASSERT_EQ(::truncate(m.ram[0].preserved.c_str(), 8192), 0);
+    ASSERT_EQ(run("restore", "begin", domain_xml(true, -1)).exit_code, 0);
+    ASSERT_EQ(manifest()->attempt, "");
+
+    // Another domain's restore is under way, its QMP socket in the run directory.
+    std::string other = paths.run_dir + "/qmp/8899aabbccddeeff";
+    fs::create_directories(other);
+    write_file(other + "/qmp.sock", "");
+
+    ASSERT_EQ(run("start", "begin", domain_xml(true, 8)).exit_code, 1);
+    ASSERT_EQ(run("release", "end", domain_xml(true, 8)).exit_code, 0);
+    EXPECT_TRUE(exists(other + "/qmp.sock"));
+    EXPECT_EQ(manifest()->state, SaveState::saved);
+}
+
+TEST_F(Hook, RestoreOfAVmupdateSaveAddsThePrivateMonitor) {
+    Manifest m = save();
+    auto out = run("restore", "begin", domain_xml(true, -1));
+    EXPECT_EQ(out.exit_code, 0) << out.error;
+    auto after = manifest();
+    ASSERT_TRUE(after);
+    EXPECT_EQ(after->state, SaveState::restoring);
+    EXPECT_EQ(after->last_error, "");
+    const std::string attempt = after->attempt;
+    ASSERT_EQ(attempt.size(), 16u);
+    EXPECT_EQ(attempt.find_first_not_of("0123456789abcdef"), std::string::npos) << attempt;
+
+    const std::string socket = paths.run_dir + "/qmp/" + attempt + "/qmp.sock";
+    EXPECT_TRUE(contains(out.output, "<qemu:arg value='-chardev'/>")) << out.output;
+    EXPECT_TRUE(contains(out.output, "<qemu:arg value='socket,id=vmupdate-qmp,path=" + socket +
+                                         ",server=on,wait=off'/>"))
+        << out.output;
+    EXPECT_TRUE(contains(out.output, "<qemu:arg value='chardev=vmupdate-qmp,mode=control'/>"))
+        << out.output;
+    // QEMU (here: this user) owns the socket's directory, nobody else may enter it.
+    struct stat dir = stat_of(paths.run_dir + "/qmp/" + attempt);
+    EXPECT_TRUE(S_ISDIR(dir.st_mode));
+    EXPECT_EQ(dir.st_mode & 07777, 0700u);
+    EXPECT_EQ(dir.st_uid, ::getuid());
+    EXPECT_EQ(dir.st_gid, ::getgid());
+
+    // start begin puts the preserved RAM where the new QEMU opens it; libvirt
+    // passes the definition the restore hook returned, now with an id.
+    std::string ram = make_ram_dir(8);
+    auto restored_xml = add_private_monitor(domain_xml(true, 8), socket);
+    ASSERT_TRUE(restored_xml) << restored_xml.error().message();
+    out = run("start", "begin", *restored_xml);
+    EXPECT_EQ(out.exit_code, 0) << out.error;
+    ASSERT_TRUE(exists(ram + "/pc.ram"));
+    EXPECT_EQ(stat_of(ram + "/pc.ram").st_ino, m.ram[0].inode);
+    EXPECT_EQ(stat_of(ram + "/pc.ram").st_size, 4096);
+    // started begin then finds the RAM it already holds.
+    out = run("started", "begin", domain_xml(true, 8));
+    EXPECT_EQ(out.exit_code, 0);
+    EXPECT_EQ(stat_of(preserved + "/pc.ram").st_ino, m.ram[0].inode);
+    EXPECT_EQ(stat_of(preserved + "/pc.ram").st_nlink, 2u);
+
+    // QEMU fails to load the state: libvirt stops the domain.
+    fs::remove_all(ram);
+    out = run("release", "end", domain_xml(true, 8));
+    EXPECT_EQ(out.exit_code, 0);
+    after = manifest();
+    ASSERT_TRUE(after);
+    EXPECT_EQ(after->state, SaveState::saved);
+    EXPECT_EQ(after->attempt, "");
+    EXPECT_TRUE(contains(after->last_error, attempt)) << after->last_error;
+    EXPECT_FALSE(exists(paths.run_dir + "/qmp/" + attempt));
+    EXPECT_TRUE(exists(preserved + "/pc.ram"));
+    EXPECT_TRUE(exists(m.image));
+}
+
+TEST_F(Hook, RestoreReplacesAnOldPrivateMonitor) {
+    save();
+    const std::string old_socket = tmp / "run/qmp/0011223344556677/qmp.sock";
+    auto with = add_private_monitor(domain_xml(true, -1), old_socket);
+    ASSERT_TRUE(with) << with.error().message();
+    auto out = run("restore", "begin", *with);
+    EXPECT_EQ(out.exit_code, 0) << out.error;
+    auto after = manifest();
+    ASSERT_TRUE(after && !after->attempt.empty());
+    EXPECT_FALSE(contains(out.output, old_socket)) << out.output;
+    EXPECT_TRUE(contains(out.output, paths.run_dir + "/qmp/" + after->attempt + "/qmp.sock"))
+        << out.output;
+    size_t first = out.output.find("socket,id=vmupdate-qmp");
+    ASSERT_NE(first, std::string::npos);
+    EXPECT_EQ(out.output.find("socket,id=vmupdate-qmp", first + 1), std::string::npos)
+        << out.output;
+}
+
+TEST_F(Hook, MigrateStripsThePrivateMonitor) {
+    auto with = add_private_monitor(domain_xml(true), tmp / "run/qmp/0011223344556677/qmp.sock");
+    ASSERT_TRUE(with) << with.error().message();
+    auto out = run("migrate", "begin", *with);
+    EXPECT_EQ(out.exit_code, 0);
+    EXPECT_EQ(out.output, stripped_of_monitor(*with));
+    EXPECT_FALSE(contains(out.output, "vmupdate-qmp")) << out.output;
+
+    // Nothing to strip: libvirt keeps its XML.
+    out = run("migrate", "begin", domain_xml(true));
+    EXPECT_EQ(out.exit_code, 0);
+    EXPECT_EQ(out.output, "");
+}
+
+namespace {
+
+class QemuUserTest : public ::testing::Test {
+protected:
+    Result<QemuUser> with(const std::string& conf) {
+        write_file(path, conf);
+        return qemu_user(path);
+    }
+    TempDir tmp;
+    std::string path = tmp / "qemu.conf";
+};
+
+} // namespace
+
+TEST_F(QemuUserTest, ReadsNumericIds) {
+    auto u = with("user = \"+1234\"\ngroup = \"+5678\"\n");
+    ASSERT_TRUE(u) << u.error().message();
+    EXPECT_EQ(u->uid, 1234u);
+    EXPECT_EQ(u->gid, 5678u);
+    u = with("user = '+0'\ngroup = '+0'\n");
+    ASSERT_TRUE(u) << u.error().message();
+    EXPECT_EQ(u->uid, 0u);
+    EXPECT_EQ(u->gid, 0u);
+}
+
+TEST_F(QemuUserTest, ResolvesNames) {
+    passwd* pw = ::getpwuid(::getuid());
+    ASSERT_NE(pw, nullptr);
+    std::string user = pw->pw_name;
+    struct group* gr = ::getgrgid(::getgid());
+    ASSERT_NE(gr, nullptr);
+    std::string group = gr->gr_name;
+    auto u = with("user = \"" + user + "\"\ngroup = \"" + group + "\"\n");
+    ASSERT_TRUE(u) << u.error().message();
+    EXPECT_EQ(u->uid, ::getuid());
+    EXPECT_EQ(u->gid, ::getgid());
+}
+
+TEST_F(QemuUserTest, DefaultsToLibvirtQemu) {
+    // Debian's libvirt runs QEMU as libvirt-qemu:libvirt-qemu unless told otherwise.
+    passwd* pw = ::getpwnam("libvirt-qemu");
+    std::optional<unsigned> uid = pw ? std::optional<unsigned>(pw->pw_uid) : std::nullopt;
+    struct group* gr = ::getgrnam("libvirt-qemu");
+    std::optional<unsigned> gid = gr ? std::optional<unsigned>(gr->gr_gid) : std::nullopt;
+    for (const std::string conf :
+         {"", "# user = \"+1\"\n#group = \"+1\"\nmemory_backing_dir = \"/x\"\n",
+          "user = \"\"\ngroup = \"\"\n"}) {
+        auto u = with(conf);
+        if (uid && gid) {
+            ASSERT_TRUE(u) << u.error().message();
+            EXPECT_EQ(u->uid, *uid) << conf;
+            EXPECT_EQ(u->gid, *gid) << conf;
+        } else {
+            ASSERT_FALSE(u) << conf;
+            EXPECT_EQ(u.error().code, Errc::not_found);
+            EXPECT_EQ(u.error().object, "libvirt-qemu");
+        }
+    }
+    auto missing = qemu_user(tmp / "no-such-qemu.conf");
+    EXPECT_EQ(missing.has_value(), uid && gid);
+    if (missing && uid && gid) {
+        EXPECT_EQ(missing->uid, *uid);
+        EXPECT_EQ(missing->gid, *gid);
+    }
+    // A group alone still defaults the user, and the other way round.
+    if (uid) {
+        auto u = with("group = \"+42\"\n");
+        ASSERT_TRUE(u) << u.error().message();
+        EXPECT_EQ(u->uid, *uid);
+        EXPECT_EQ(u->gid, 42u);
+    }
+    if (gid) {
+        auto u = with("user = \"+42\"\n");
+        ASSERT_TRUE(u) << u.error().message();
+        EXPECT_EQ(u->uid, 42u);
+        EXPECT_EQ(u->gid, *gid);
+    }
+}
+
+TEST_F(QemuUserTest, RejectsGarbage) {
+    for (const std::string bad : {"+x", "+", "+12x", "+-1", "+ 1", "+4294967296", "++1"}) {
+        auto u = with("user = \"" + bad + "\"\ngroup = \"+1\"\n");
+        ASSERT_FALSE(u) << bad << " read as " << u->uid;
+        EXPECT_EQ(u.error().code, Errc::invalid_input) << bad;
+        EXPECT_EQ(u.error().object, bad);
+        auto g = with("user = \"+1\"\ngroup = \"" + bad + "\"\n");
+        ASSERT_FALSE(g) << bad << " read as " << g->gid;
+        EXPECT_EQ(g.error().code, Errc::invalid_input) << bad;
+    }
+}
+
+TEST_F(QemuUserTest, UnknownNamesAreNotFound) {
+    auto u = with("user = \"vmupdate-no-such-user\"\ngroup = \"+1\"\n");
+    ASSERT_FALSE(u);
+    EXPECT_EQ(u.error().code, Errc::not_found);
+    EXPECT_EQ(u.error().object, "vmupdate-no-such-user");
+    auto g = with("user = \"+1\"\ngroup = \"vmupdate-no-such-group\"\n");
+    ASSERT_FALSE(g);
+    EXPECT_EQ(g.error().code, Errc::not_found);
+}
