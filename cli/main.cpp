@@ -35,8 +35,9 @@ Commands:
   translate [FILE|-]     print the preservable version of a domain XML
   prepare DOMAIN...      make domains' persistent definitions preservable
   save DOMAIN...|--all   save device state only, keeping RAM in its file
-  restore DOMAIN...|--all
-                         restore domains vmupdate saved, from their kept RAM
+  restore [--verbose] DOMAIN...|--all
+                         restore domains vmupdate saved, from their kept RAM;
+                         --verbose shows where the guest's pause went
   status [--json]        show every domain: managed, RAM, saved, last pause
   hook install [--hook PATH] | hook uninstall
                          link the libvirt hook into /etc/libvirt/hooks/qemu.d
@@ -208,7 +209,8 @@ int cmd_save(const Args& args, const Paths& paths) {
     return rc;
 }
 
-int cmd_restore(const Args& args, const Paths& paths) {
+int cmd_restore(Args args, const Paths& paths) {
+    bool verbose = std::erase_if(args.rest, [](const std::string& a) { return a == "-v" || a == "--verbose"; }) > 0;
     auto session = open_session(args);
     if (!session)
         return report(session.error());
@@ -229,6 +231,11 @@ int cmd_restore(const Args& args, const Paths& paths) {
             std::cout << "; guest paused " << human_us(*r->pause_us)
                       << " (libvirt Suspended -> Resumed)";
         std::cout << '\n';
+        if (verbose)
+            for (const auto& p : r->phases)
+                std::cout << "  " << std::left << std::setw(52) << p.what << std::right
+                          << std::setw(10) << std::fixed << std::setprecision(1)
+                          << static_cast<double>(p.us) / 1000 << " ms\n";
     }
     if (names->empty())
         std::cout << "no domain has a vmupdate save\n";

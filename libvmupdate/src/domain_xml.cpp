@@ -249,13 +249,20 @@ bool remove_monitor_args(xmlNode* root) {
     for (xmlNode* c = cmdline->children; c != nullptr; c = c->next)
         if (in_qemu_ns(c, "arg"))
             args.push_back(c);
+    // Only the exact option/value pairs add_private_monitor writes: a user's own
+    // chardev may mention "vmupdate-qmp," in a path, and each argument must be
+    // removed at most once.
+    const std::string chardev_value = "socket,id=" + std::string(monitor_id) + ",";
+    const std::string mon_value = "chardev=" + std::string(monitor_id) + ",";
     std::vector<xmlNode*> doomed;
-    for (size_t i = 1; i < args.size(); ++i) {
-        std::string value = xml::attr(args[i], "value");
-        if (value.find(std::string(monitor_id) + ",") != std::string::npos &&
-            (value.starts_with("socket,id=") || value.starts_with("chardev="))) {
-            doomed.push_back(args[i - 1]);
+    for (size_t i = 0; i + 1 < args.size(); ++i) {
+        std::string option = xml::attr(args[i], "value");
+        std::string value = xml::attr(args[i + 1], "value");
+        if ((option == "-chardev" && value.starts_with(chardev_value)) ||
+            (option == "-mon" && value.starts_with(mon_value))) {
             doomed.push_back(args[i]);
+            doomed.push_back(args[i + 1]);
+            ++i;
         }
     }
     for (xmlNode* n : doomed)

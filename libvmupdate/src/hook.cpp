@@ -247,8 +247,13 @@ void on_release(Context& c, const DomainInfo& info, const StateDir& state) {
             c.log("save recorded: RAM kept");
             return;
         case SaveState::restoring: {
-            std::error_code ec;
-            std::filesystem::remove_all(c.paths.run_dir + "/qmp/" + m.attempt, ec);
+            // A refused restore has no attempt: "qmp/" alone would be every
+            // domain's restore sockets.
+            if (!m.attempt.empty() && m.attempt != "." && m.attempt != ".." &&
+                m.attempt.find('/') == std::string::npos) {
+                std::error_code ec;
+                std::filesystem::remove_all(c.paths.run_dir + "/qmp/" + m.attempt, ec);
+            }
             m.state = SaveState::saved;
             if (m.last_error.empty())
                 m.last_error = "restore attempt " + m.attempt + " failed (libvirt stopped the domain" +

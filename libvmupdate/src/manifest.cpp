@@ -133,6 +133,19 @@ struct Reader {
         return {};
     }
 
+    Result<void> event(const xmlNode* n) {
+        TimePoint t;
+        t.name = xml::attr(n, "name");
+        if (t.name.empty() || t.name.find_first_not_of("abcdefghijklmnopqrstuvwxyz-") != std::string::npos)
+            return bad("event", "attribute name: '" + t.name + "' is not lowercase letters and dashes");
+        auto at = number<std::int64_t>("event", "at-us", xml::attr(n, "at-us"));
+        if (!at)
+            return std::unexpected(at.error());
+        t.at_us = *at;
+        m.timeline.push_back(std::move(t));
+        return {};
+    }
+
     Result<void> image(const xmlNode* n) {
         if (!xml::has_attr(n, "path"))
             return bad("image", "attribute path is missing");
@@ -158,6 +171,8 @@ struct Reader {
         std::string_view el = xml::name(n);
         if (el == "ram")
             return ram(n);
+        if (el == "event")
+            return event(n);
         if (el == "image")
             return image(n);
         if (el == "uuid") {
@@ -214,7 +229,7 @@ struct Reader {
             if (!in_manifest_ns(c))
                 return bad(xml::name(c), "not in the manifest namespace");
             std::string el(xml::name(c));
-            if (el != "ram" && !seen.insert(el).second)
+            if (el != "ram" && el != "event" && !seen.insert(el).second)
                 return bad(el, "appears more than once");
             if (auto r = element(c); !r)
                 return r;
@@ -325,6 +340,12 @@ std::string format_manifest(const Manifest& m) {
         add_text(root, ns, "saved-at-us", std::to_string(m.saved_at_us));
     if (m.paused_at_us != 0)
         add_text(root, ns, "paused-at-us", std::to_string(m.paused_at_us));
+    for (const TimePoint& t : m.timeline) {
+        xmlNode* n = xml::add_child(root, "event");
+        xmlSetNs(n, ns);
+        set_safe_attr(n, "name", t.name);
+        xml::set_attr(n, "at-us", std::to_string(t.at_us));
+    }
     if (!m.attempt.empty())
         add_text(root, ns, "attempt", m.attempt);
     if (!m.last_error.empty())

@@ -7,6 +7,7 @@
 #include "vmupdate/ram.hpp"
 #include "vmupdate/state.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <ctime>
@@ -249,6 +250,10 @@ Result<SaveReport> save_domain(const Connection& conn, const Paths& paths, std::
     m.paused_at_us =
         first_event(events, m.uuid, "suspended", save_started)
             .value_or(first_event(events, m.uuid, "stopped", save_started).value_or(save_started));
+    m.timeline = {{"suspended", m.paused_at_us}};
+    if (auto stopped = first_event(events, m.uuid, "stopped", save_started))
+        m.timeline.push_back({"stopped", *stopped});
+    m.timeline.push_back({"saved", m.saved_at_us});
     m.state = SaveState::saved;
     if (auto ok = state->store(m); !ok)
         return std::unexpected(ok.error());
@@ -263,7 +268,7 @@ Result<RestoreReport> restore_domain(const Connection& conn, const Paths& paths,
     auto dom = conn.lookup(name);
     if (!dom)
         return std::unexpected(dom.error());
-    RestoreReport report{dom->name(), {}, {}, {}};
+    RestoreReport report{dom->name(), {}, {}, {}, {}};
     auto state = StateDir::open(paths.state_dir);
     if (!state)
         return std::unexpected(state.error());
@@ -294,6 +299,7 @@ Result<RestoreReport> restore_domain(const Connection& conn, const Paths& paths,
     if (!backing)
         return std::unexpected(backing.error());
 
+    std::vector<TimePoint> local{{"restore-command", now_us()}};
     if (!*active) {
         if (m.state == SaveState::saving)
             return fail(Errc::verify, dom->name(), "cannot restore",
@@ -321,9 +327,10 @@ Result<RestoreReport> restore_domain(const Connection& conn, const Paths& paths,
                             "'vmupdate restore' again");
         }
         if (auto resumed = events.wait_for(m.uuid, "resumed", 30s);
-            resumed && resumed->at_us >= started && m.paused_at_us > 0)
+            resumed && resumed->at_us >= started && m.paused_at_us > 0) {
             report.pause_us = resumed->at_us - m.paused_at_us;
-        else
+            local.push_back({"resumed", resumed->at_us});
+        } else
             report.warnings.push_back("no Resumed event from libvirt: pause time unknown");
     } else if (m.state != SaveState::restored && m.state != SaveState::restoring) {
         return fail(Errc::refused, dom->name(), "cannot restore", "the domain is already running");
@@ -337,6 +344,9 @@ Result<RestoreReport> restore_domain(const Connection& conn, const Paths& paths,
         if (again && *again)
             m = **again;
     }
+    std::vector<TimePoint> timeline = m.timeline;
+    timeline.insert(timeline.end(), local.begin(), local.end());
+    report.phases = pause_phases(timeline);
     if (m.state != SaveState::restored)
         report.warnings.push_back("the restore helper did not report completion" +
                                   (m.last_error.empty() ? std::string() : ": " + m.last_error));
@@ -359,6 +369,33 @@ Result<RestoreReport> restore_domain(const Connection& conn, const Paths& paths,
         (void)state->record_pause(m.uuid, *report.pause_us);
     report.seconds = seconds_since(t0);
     return report;
+}
+
+std::vector<Phase> pause_phases(const std::vector<TimePoint>& timeline) {
+    // The moments in the order they happen, each naming the phase that ends there.
+    static constexpr std::pair<std::string_view, std::string_view> order[] = {
+        {"suspended", ""},
+        {"stopped", "save device state, QEMU exit"},
+        {"saved", "libvirt teardown, vmupdate save checks"},
+        {"restore-command", "between save and restore"},
+        {"restore-begin", "vmupdate restore checks, libvirt reads the image"},
+        {"start-begin", "libvirt prepares the domain"},
+        {"helper-connected", "QEMU launch"},
+        {"loaded", "libvirt sets up QEMU, state load"},
+        {"resumed", "resume"},
+    };
+    std::vector<Phase> out;
+    std::optional<std::int64_t> last;
+    for (const auto& [moment, phase] : order) {
+        auto it = std::find_if(timeline.rbegin(), timeline.rend(),
+                               [&](const TimePoint& t) { return t.name == moment && t.at_us > 0; });
+        if (it == timeline.rend())
+            continue;
+        if (last && !phase.empty())
+            out.push_back(Phase{std::string(phase), it->at_us - *last});
+        last = it->at_us;
+    }
+    return out;
 }
 
 Result<std::vector<std::string>> running_managed_domains(const Connection& conn) {

@@ -80,7 +80,10 @@ Result<std::vector<RamFile>> preserve_ram(const std::string& ram_dir, const std:
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator(ram_dir, ec)) {
         std::string name = entry.path().filename().string();
-        if (!entry.is_regular_file() || !safe_file_name(name))
+        // Not through symbolic links: the directory is the QEMU user's, and a link
+        // there is not RAM (identity() would refuse it and preserve nothing).
+        std::error_code type_ec;
+        if (entry.is_symlink(type_ec) || !entry.is_regular_file(type_ec) || !safe_file_name(name))
             continue;
         std::string src = ram_dir + "/" + name;
         std::string dst = preserved + "/" + name;

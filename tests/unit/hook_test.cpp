@@ -3,6 +3,7 @@
 #include "fsutil.hpp"
 #include "vmupdate/domain_xml.hpp"
 #include "vmupdate/hook.hpp"
+#include "vmupdate/host.hpp"
 #include "vmupdate/ram.hpp"
 #include "vmupdate/state.hpp"
 
@@ -123,14 +124,19 @@ protected:
         paths.qemu_conf = tmp / "qemu.conf";
         paths.save_dir = tmp / "save";
         paths.hooks_dir = tmp / "hooks";
-        backing = tmp / "ram";
-        ASSERT_EQ(::mkdir(backing.c_str(), 0755), 0);
         ASSERT_EQ(::mkdir(paths.save_dir.c_str(), 0700), 0);
         // The QEMU user is this test's own, so that the hook can hand it the
         // restore's socket directory without privileges.
-        write_file(paths.qemu_conf, "# test configuration\nmemory_backing_dir = \"" + backing +
-                                        "\"\nuser = \"+" + std::to_string(::getuid()) +
-                                        "\"\ngroup = \"+" + std::to_string(::getgid()) + "\"\n");
+        write_file(paths.qemu_conf, "# test configuration\nmemory_backing_dir = \"" +
+                                        (tmp / "ram") + "\"\nuser = \"+" +
+                                        std::to_string(::getuid()) + "\"\ngroup = \"+" +
+                                        std::to_string(::getgid()) + "\"\n");
+        // Where libvirt puts the RAM directories for that setting.
+        auto dir = memory_backing_dir(paths.qemu_conf);
+        ASSERT_TRUE(dir) << dir.error().message();
+        backing = *dir;
+        ASSERT_TRUE(backing.starts_with(tmp / "ram")) << backing;
+        fs::create_directories(backing);
         preserved = backing + "/vmupdate/" + uuid;
     }
 
@@ -267,7 +273,7 @@ TEST_F(Hook, StartedPreservesTheRam) {
 TEST_F(Hook, StartedCutsLongNamesLikeLibvirt) {
     const std::string name = "a-rather-long-domain-name-indeed";
     std::string dir = domain_ram_dir(backing, 12, name);
-    ASSERT_EQ(dir, backing + "/12-a-rather-long-domai");
+    ASSERT_EQ(dir, backing + "/12-a-rather-long-domain");
     ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
     write_file(dir + "/pc.ram", std::string(4096, 'r'));
     auto out = run_hook(paths, HookCall{name, "started", "begin", "-", domain_xml(true, 12, name)},

@@ -33,6 +33,7 @@ Manifest full_manifest() {
     m.machine_type = "pc-q35-8.2";
     m.saved_at_us = 1700000000123456;
     m.paused_at_us = 1699999999000001;
+    m.timeline = {{"stopped", 1699999999000100}, {"loaded", 1700000000000200}};
     m.attempt = "restore-20240101-1";
     m.last_error = "web1: cannot restore: QEMU exited";
     return m;

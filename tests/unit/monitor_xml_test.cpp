@@ -17,9 +17,10 @@ constexpr const char* qemu_ns = "http://libvirt.org/schemas/domain/qemu/1.0";
 constexpr const char* socket1 = "/run/vmupdate/qmp/0123456789abcdef/qmp.sock";
 constexpr const char* socket2 = "/run/vmupdate/qmp/fedcba9876543210/qmp.sock";
 
-// A small domain; `root_attrs` go into <domain ...>, `tail` after </devices>.
+// A small domain; `root_attrs` go into <domain ...> (before type, where the
+// serialiser writes namespace declarations), `tail` after </devices>.
 std::string domain(const std::string& root_attrs = "", const std::string& tail = "") {
-    return "<domain type='kvm'" + root_attrs + R"(>
+    return "<domain" + root_attrs + R"( type='kvm'>
   <name>web1</name>
   <uuid>c7a5fdbd-edaf-9455-926a-d65c16db1809</uuid>
   <memory unit='KiB'>219136</memory>

@@ -112,7 +112,7 @@ TEST(ShortName, KeepsShortAsciiNames) {
 
 TEST(ShortName, CutsAsciiNamesAtTwentyCharacters) {
     EXPECT_EQ(libvirt_short_name(3, "abcdefghijklmnopqrstuvwxyz"), "3-abcdefghijklmnopqrst");
-    EXPECT_EQ(libvirt_short_name(42, "database-server-production-01"), "42-database-server-pro");
+    EXPECT_EQ(libvirt_short_name(42, "database-server-production-01"), "42-database-server-prod");
 }
 
 TEST(ShortName, CutsMultibyteNamesAtTwentyCharactersNotBytes) {

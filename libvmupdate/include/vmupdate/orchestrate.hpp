@@ -4,6 +4,7 @@
 
 #include "vmupdate/error.hpp"
 #include "vmupdate/libvirt.hpp"
+#include "vmupdate/manifest.hpp"
 #include "vmupdate/paths.hpp"
 
 #include <cstdint>
@@ -27,13 +28,24 @@ struct SaveReport {
 [[nodiscard]] Result<SaveReport> save_domain(const Connection& conn, const Paths& paths,
                                              std::string_view name, const EventWatch& events);
 
+/// One phase of the guest's pause.
+struct Phase {
+    std::string what;      ///< e.g. "QEMU launch"
+    std::int64_t us{};     ///< its duration
+};
+
 /// What `vmupdate restore` did to one domain.
 struct RestoreReport {
     std::string name;
     std::optional<std::int64_t> pause_us; ///< guest pause, libvirt Suspended -> Resumed
     double seconds{};                     ///< wall time of the restore
+    std::vector<Phase> phases;            ///< where the pause went, in order
     std::vector<std::string> warnings;
 };
+
+/// Splits a save-and-restore timeline into the phases of the guest's pause
+/// (consecutive known moments; missing ones merge their neighbours).
+[[nodiscard]] std::vector<Phase> pause_phases(const std::vector<TimePoint>& timeline);
 
 /// Restores a domain vmupdate saved, from its preserved RAM. On failure the
 /// managed-save image and the RAM are kept, so the restore can be retried.
