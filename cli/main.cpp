@@ -34,13 +34,16 @@ their RAM in a file and saving only their device state.
 Commands:
   translate [FILE|-]     print the preservable version of a domain XML
   prepare DOMAIN...      make domains' persistent definitions preservable
-  save DOMAIN...|--all   save device state only, keeping RAM in its file
-  restore [--verbose] DOMAIN...|--all
+  save [--parallel N] DOMAIN...|--all
+                         save device state only, keeping RAM in its file
+  restore [--verbose] [--parallel N] DOMAIN...|--all
                          restore domains vmupdate saved, from their kept RAM;
                          --verbose shows where the guest's pause went
   status [--json]        show every domain: managed, RAM, saved, last pause
   hook install [--hook PATH] | hook uninstall
                          link the libvirt hook into /etc/libvirt/hooks/qemu.d
+
+Several domains are handled --parallel N at a time (default 4).
 
 Options:
   -c, --connect URI      libvirt connection URI (default: libvirt's default,
@@ -170,6 +173,25 @@ template <typename AllFn> Result<std::vector<std::string>> targets(const Args& a
     return names;
 }
 
+// Takes `--parallel N` out of the arguments: how many domains are handled at
+// once (default 4, 1 to 64).
+Result<unsigned> take_parallel(Args& args) {
+    unsigned n = 4;
+    for (size_t i = 0; i < args.rest.size(); ++i) {
+        if (args.rest[i] != "--parallel")
+            continue;
+        int v = i + 1 < args.rest.size() ? std::atoi(args.rest[i + 1].c_str()) : 0;
+        if (v < 1 || v > 64)
+            return fail(Errc::invalid_input, args.command,
+                        "--parallel needs a number from 1 to 64");
+        n = static_cast<unsigned>(v);
+        args.rest.erase(args.rest.begin() + static_cast<std::ptrdiff_t>(i),
+                        args.rest.begin() + static_cast<std::ptrdiff_t>(i) + 2);
+        break;
+    }
+    return n;
+}
+
 struct Session {
     Connection conn;
     EventWatch events;
@@ -185,7 +207,10 @@ Result<Session> open_session(const Args& args) {
     return Session{std::move(*conn), std::move(*events)};
 }
 
-int cmd_save(const Args& args, const Paths& paths) {
+int cmd_save(Args args, const Paths& paths) {
+    auto parallel = take_parallel(args);
+    if (!parallel)
+        return report(parallel.error());
     auto session = open_session(args);
     if (!session)
         return report(session.error());
@@ -193,8 +218,7 @@ int cmd_save(const Args& args, const Paths& paths) {
     if (!names)
         return report(names.error());
     int rc = 0;
-    for (const auto& name : *names) {
-        auto r = save_domain(session->conn, paths, name, session->events);
+    for (auto& r : save_domains(session->conn, paths, *names, session->events, *parallel)) {
         if (!r) {
             rc = std::max(rc, report(r.error()));
             continue;
@@ -210,16 +234,29 @@ int cmd_save(const Args& args, const Paths& paths) {
 }
 
 int cmd_restore(Args args, const Paths& paths) {
-    bool verbose = std::erase_if(args.rest, [](const std::string& a) { return a == "-v" || a == "--verbose"; }) > 0;
+    bool verbose = std::erase_if(args.rest, [](const std::string& a) {
+                       return a == "-v" || a == "--verbose";
+                   }) > 0;
+    auto parallel = take_parallel(args);
+    if (!parallel)
+        return report(parallel.error());
     auto session = open_session(args);
     if (!session)
         return report(session.error());
+    bool all = std::find(args.rest.begin(), args.rest.end(), "--all") != args.rest.end();
     auto names = targets(args, [&] { return saved_domains(paths); });
     if (!names)
         return report(names.error());
     int rc = 0;
-    for (const auto& name : *names) {
-        auto r = restore_domain(session->conn, paths, name, session->events);
+    for (auto& r : restore_domains(session->conn, paths, *names, session->events, *parallel)) {
+        // --all goes by the manifests: one whose domain was undefined since is
+        // not a failed restore, but worth a word.
+        if (!r && all && r.error().code == Errc::not_found) {
+            std::cerr << "vmupdate: warning: " << r.error().object
+                      << ": a save is recorded, but libvirt no longer knows the domain; its "
+                         "manifest and preserved RAM are left in place\n";
+            continue;
+        }
         if (!r) {
             rc = std::max(rc, report(r.error()));
             continue;

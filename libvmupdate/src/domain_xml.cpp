@@ -2,9 +2,8 @@
 
 #include "xml.hpp"
 
-#include <libxml/tree.h>
-
 #include <charconv>
+#include <libxml/tree.h>
 
 namespace vmupdate {
 namespace {
@@ -57,8 +56,8 @@ std::vector<xmlNode*> numa_cells(xmlNode* root) {
 xmlNode* metadata_anchor(xmlNode* root) {
     xmlNode* anchor = nullptr;
     for (xmlNode* c = root->children; c != nullptr; c = c->next)
-        if (xml::is(c, "name") || xml::is(c, "uuid") || xml::is(c, "genid") || xml::is(c, "title") ||
-            xml::is(c, "description"))
+        if (xml::is(c, "name") || xml::is(c, "uuid") || xml::is(c, "genid") ||
+            xml::is(c, "title") || xml::is(c, "description"))
             anchor = c;
     return anchor;
 }
@@ -84,9 +83,10 @@ struct Translator {
     Result<void> check_supported() {
         std::string type = xml::attr(root, "type");
         if (type != "qemu" && type != "kvm")
-            return refuse("<domain type='" + type + "'>",
-                          "only QEMU/KVM domains (type 'qemu' or 'kvm') can keep their RAM across a "
-                          "host update");
+            return refuse(
+                "<domain type='" + type + "'>",
+                "only QEMU/KVM domains (type 'qemu' or 'kvm') can keep their RAM across a "
+                "host update");
         if (xml::child(root, "memory") == nullptr && numa_cells(root).empty())
             return fail(Errc::invalid_input, name, "element <memory>",
                         "missing: the domain sets no memory size");
@@ -209,7 +209,8 @@ struct Translator {
     }
 };
 
-Result<std::pair<xml::Doc, std::string>> parse_domain(std::string_view text, std::string_view source) {
+Result<std::pair<xml::Doc, std::string>> parse_domain(std::string_view text,
+                                                      std::string_view source) {
     auto doc = xml::parse(text, source);
     if (!doc)
         return std::unexpected(doc.error());
@@ -228,8 +229,9 @@ constexpr std::string_view qemu_namespace = "http://libvirt.org/schemas/domain/q
 constexpr std::string_view monitor_id = "vmupdate-qmp";
 
 bool in_qemu_ns(const xmlNode* n, std::string_view local) {
-    return n != nullptr && n->type == XML_ELEMENT_NODE && n->ns != nullptr && n->ns->href != nullptr &&
-           reinterpret_cast<const char*>(n->ns->href) == qemu_namespace && xml::name(n) == local;
+    return n != nullptr && n->type == XML_ELEMENT_NODE && n->ns != nullptr &&
+           n->ns->href != nullptr && reinterpret_cast<const char*>(n->ns->href) == qemu_namespace &&
+           xml::name(n) == local;
 }
 
 xmlNode* qemu_commandline(xmlNode* root) {
@@ -311,7 +313,8 @@ Result<std::string> add_private_monitor(std::string_view text, std::string_view 
     // migration; should it ever lose that race, QEMU refuses the stream
     // (capability mismatch) without touching RAM and the restore can be retried.
     arg("-chardev");
-    arg("socket,id=" + std::string(monitor_id) + ",path=" + std::string(socket_path) + ",server=on,wait=off");
+    arg("socket,id=" + std::string(monitor_id) + ",path=" + std::string(socket_path) +
+        ",server=on,wait=off");
     arg("-mon");
     arg("chardev=" + std::string(monitor_id) + ",mode=control");
     return xml::serialize(parsed->first.get());
@@ -390,7 +393,8 @@ Result<DomainInfo> inspect_domain(std::string_view text, std::string_view source
         info.memory_kib = to_kib(xml::text(mem), xml::attr(mem, "unit")).value_or(0);
     } else {
         for (xmlNode* cell : cells)
-            info.memory_kib += to_kib(xml::attr(cell, "memory"), xml::attr(cell, "unit")).value_or(0);
+            info.memory_kib +=
+                to_kib(xml::attr(cell, "memory"), xml::attr(cell, "unit")).value_or(0);
     }
     return info;
 }

@@ -7,22 +7,22 @@
 #include "vmupdate/ram.hpp"
 #include "vmupdate/state.hpp"
 
-#include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <charconv>
-#include <optional>
 #include <chrono>
+#include <ctime>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <grp.h>
+#include <optional>
+#include <pwd.h>
 #include <random>
 #include <sstream>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 
 namespace vmupdate {
 namespace {
@@ -36,13 +36,21 @@ struct Context {
     const HookCall& call;
     HookOutcome out;
 
-    void log(std::string line) { out.log.push_back(call.domain + ": " + call.op + " " + call.subop + ": " + std::move(line)); }
+    void log(std::string line) {
+        out.log.push_back(call.domain + ": " + call.op + " " + call.subop + ": " + std::move(line));
+    }
     void refuse(const Error& e) {
         out.exit_code = 1;
         out.error = "vmupdate: " + e.message();
         log("refused: " + e.message());
     }
 };
+
+std::int64_t now_us() {
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
 
 std::string random_hex(size_t bytes) {
     std::random_device rd;
@@ -56,7 +64,9 @@ std::string random_hex(size_t bytes) {
     return out;
 }
 
-Result<std::string> backing_dir(const Paths& paths) { return memory_backing_dir(paths.qemu_conf); }
+Result<std::string> backing_dir(const Paths& paths) {
+    return memory_backing_dir(paths.qemu_conf);
+}
 
 bool file_exists(const std::string& p) {
     struct stat st {};
@@ -111,7 +121,8 @@ void strip_monitor(Context& c) {
 // started: hold a link to every RAM file from now on, so that no stop can free it.
 void on_started(Context& c, const DomainInfo& info, const StateDir& state) {
     auto manifest = state.load(info.uuid);
-    if (manifest && *manifest && ((*manifest)->state == SaveState::saving || (*manifest)->state == SaveState::saved)) {
+    if (manifest && *manifest &&
+        ((*manifest)->state == SaveState::saving || (*manifest)->state == SaveState::saved)) {
         c.log("a save is recorded: preserved RAM left as it is");
         return;
     }
@@ -131,7 +142,8 @@ void on_started(Context& c, const DomainInfo& info, const StateDir& state) {
         return;
     }
     for (const auto& f : *held)
-        c.log("holding " + f.name + " (" + std::to_string(f.size) + " bytes, inode " + std::to_string(f.inode) + ") as " + f.preserved);
+        c.log("holding " + f.name + " (" + std::to_string(f.size) + " bytes, inode " +
+              std::to_string(f.inode) + ") as " + f.preserved);
 }
 
 // restore begin: only for an image vmupdate saved (its checksum is in the manifest).
@@ -140,9 +152,11 @@ void on_started(Context& c, const DomainInfo& info, const StateDir& state) {
 // deletes the managed-save image and reports the start as successful, which
 // loses the VM. A restore that must not go ahead is refused at `start begin`
 // instead, where a failure keeps the image.
-void on_restore(Context& c, const DomainInfo& info, const StateDir& state, const std::string& helper) {
+void on_restore(Context& c, const DomainInfo& info, const StateDir& state,
+                const std::string& helper) {
     auto loaded = state.load(info.uuid);
-    if (!loaded || !*loaded || ((*loaded)->state != SaveState::saved && (*loaded)->state != SaveState::restoring)) {
+    if (!loaded || !*loaded ||
+        ((*loaded)->state != SaveState::saved && (*loaded)->state != SaveState::restoring)) {
         strip_monitor(c);
         c.log("no vmupdate save recorded: stock restore");
         return;
@@ -177,9 +191,10 @@ void on_restore(Context& c, const DomainInfo& info, const StateDir& state, const
     std::string attempt = random_hex(8);
     std::string qmp_root = c.paths.run_dir + "/qmp";
     std::string dir = qmp_root + "/" + attempt;
-    for (auto [path, mode, owner] : {std::tuple{c.paths.run_dir, 0711u, std::optional<Owner>{}},
-                                     std::tuple{qmp_root, 0711u, std::optional<Owner>{}},
-                                     std::tuple{dir, 0700u, std::optional<Owner>{Owner{user->uid, user->gid}}}}) {
+    for (auto [path, mode, owner] :
+         {std::tuple{c.paths.run_dir, 0711u, std::optional<Owner>{}},
+          std::tuple{qmp_root, 0711u, std::optional<Owner>{}},
+          std::tuple{dir, 0700u, std::optional<Owner>{Owner{user->uid, user->gid}}}}) {
         if (auto ok = make_dir(path, static_cast<mode_t>(mode), owner); !ok) {
             refuse_at_start(ok.error());
             return;
@@ -193,6 +208,7 @@ void on_restore(Context& c, const DomainInfo& info, const StateDir& state, const
     }
     m.state = SaveState::restoring;
     m.attempt = attempt;
+    m.timeline.push_back({"restore-begin", now_us()});
     m.last_error.clear();
     if (auto ok = state.store(m); !ok) {
         refuse_at_start(ok.error());
@@ -256,8 +272,9 @@ void on_release(Context& c, const DomainInfo& info, const StateDir& state) {
             }
             m.state = SaveState::saved;
             if (m.last_error.empty())
-                m.last_error = "restore attempt " + m.attempt + " failed (libvirt stopped the domain" +
-                               (c.call.extra.empty() || c.call.extra == "-" ? "" : ": " + c.call.extra) + ")";
+                m.last_error =
+                    "restore attempt " + m.attempt + " failed (libvirt stopped the domain" +
+                    (c.call.extra.empty() || c.call.extra == "-" ? "" : ": " + c.call.extra) + ")";
             m.attempt.clear();
             if (auto ok = state.store(m); !ok)
                 c.log("cannot record the failed restore: " + ok.error().message());
@@ -273,7 +290,8 @@ void on_release(Context& c, const DomainInfo& info, const StateDir& state) {
         return;
     }
     auto backing = backing_dir(c.paths);
-    auto pres = backing ? preserved_dir(*backing, info.uuid) : Result<std::string>(std::unexpected(backing.error()));
+    auto pres = backing ? preserved_dir(*backing, info.uuid)
+                        : Result<std::string>(std::unexpected(backing.error()));
     if (!pres) {
         c.log(pres.error().message());
         return;
@@ -377,14 +395,17 @@ Result<void> run_restore_helper(const Paths& paths, std::string_view uuid, std::
     // (the directory is root's own, under the root-only run directory).
     if (file_exists(paths.run_dir + "/faults/helper-never-connects")) {
         log.push_back("fault injected: not connecting to " + socket);
-        return fail(Errc::verify, std::string(uuid), "restore helper", "fault injected: never connected");
+        return fail(Errc::verify, std::string(uuid), "restore helper",
+                    "fault injected: never connected");
     }
     // QEMU creates the socket a moment after libvirt starts it.
     auto qmp = QmpClient::connect(socket, 60s);
     if (!qmp)
         return record_failure(qmp.error());
+    std::int64_t connected_at = now_us();
     log.push_back("connected to " + socket);
-    if (auto r = qmp->execute("migrate-set-capabilities", capability_arguments(capability, true)); !r)
+    if (auto r = qmp->execute("migrate-set-capabilities", capability_arguments(capability, true));
+        !r)
         return record_failure(r.error());
     log.push_back("x-ignore-shared on");
 
@@ -403,25 +424,32 @@ Result<void> run_restore_helper(const Paths& paths, std::string_view uuid, std::
             break;
         std::this_thread::sleep_for(5ms);
     }
+    std::int64_t loaded_at = now_us();
     log.push_back("incoming migration " + status);
     // A running VM must never keep the capability: a later migration to another
     // host would skip its RAM.
-    if (auto r = qmp->execute("migrate-set-capabilities", capability_arguments(capability, false)); !r)
+    if (auto r = qmp->execute("migrate-set-capabilities", capability_arguments(capability, false));
+        !r)
         return record_failure(r.error());
     auto caps = qmp->execute("query-migrate-capabilities");
     if (!caps)
         return record_failure(caps.error());
     auto on = capability_state(*caps, capability);
     if (!on || *on)
-        return record_failure(Error{Errc::verify, std::string(uuid), "cannot switch x-ignore-shared off", on ? "still on" : on.error().message()});
+        return record_failure(Error{Errc::verify, std::string(uuid),
+                                    "cannot switch x-ignore-shared off",
+                                    on ? "still on" : on.error().message()});
     log.push_back("x-ignore-shared off");
     if (status != "completed")
-        return record_failure(Error{Errc::verify, std::string(uuid), "incoming migration " + status, "QEMU did not load the state"});
+        return record_failure(Error{Errc::verify, std::string(uuid), "incoming migration " + status,
+                                    "QEMU did not load the state"});
 
     auto m = state->load(uuid);
     if (m && *m && (*m)->attempt == attempt) {
         (*m)->state = SaveState::restored;
         (*m)->last_error.clear();
+        (*m)->timeline.push_back({"helper-connected", connected_at});
+        (*m)->timeline.push_back({"loaded", loaded_at});
         if (auto ok = state->store(**m); !ok)
             return std::unexpected(ok.error());
     }

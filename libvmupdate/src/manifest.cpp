@@ -136,8 +136,10 @@ struct Reader {
     Result<void> event(const xmlNode* n) {
         TimePoint t;
         t.name = xml::attr(n, "name");
-        if (t.name.empty() || t.name.find_first_not_of("abcdefghijklmnopqrstuvwxyz-") != std::string::npos)
-            return bad("event", "attribute name: '" + t.name + "' is not lowercase letters and dashes");
+        if (t.name.empty() ||
+            t.name.find_first_not_of("abcdefghijklmnopqrstuvwxyz-") != std::string::npos)
+            return bad("event",
+                       "attribute name: '" + t.name + "' is not lowercase letters and dashes");
         auto at = number<std::int64_t>("event", "at-us", xml::attr(n, "at-us"));
         if (!at)
             return std::unexpected(at.error());

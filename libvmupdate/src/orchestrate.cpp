@@ -8,6 +8,7 @@
 #include "vmupdate/state.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <ctime>
@@ -371,6 +372,49 @@ Result<RestoreReport> restore_domain(const Connection& conn, const Paths& paths,
     return report;
 }
 
+namespace {
+
+// Runs fn(i) for i in [0, n) on up to `parallel` threads; libvirt connections
+// are thread-safe and each domain is guarded by its own lock.
+template <typename R, typename Fn>
+std::vector<Result<R>> run_parallel(size_t n, unsigned parallel, Fn fn) {
+    std::vector<std::optional<Result<R>>> slots(n);
+    std::atomic<size_t> next{0};
+    auto worker = [&] {
+        for (size_t i = next++; i < n; i = next++)
+            slots[i].emplace(fn(i));
+    };
+    {
+        std::vector<std::jthread> threads;
+        for (unsigned t = 1; t < std::max(1u, parallel) && t < n; ++t)
+            threads.emplace_back(worker);
+        worker();
+    }
+    std::vector<Result<R>> out;
+    out.reserve(n);
+    for (auto& s : slots)
+        out.push_back(std::move(*s));
+    return out;
+}
+
+} // namespace
+
+std::vector<Result<SaveReport>> save_domains(const Connection& conn, const Paths& paths,
+                                             const std::vector<std::string>& names,
+                                             const EventWatch& events, unsigned parallel) {
+    return run_parallel<SaveReport>(names.size(), parallel, [&](size_t i) {
+        return save_domain(conn, paths, names[i], events);
+    });
+}
+
+std::vector<Result<RestoreReport>> restore_domains(const Connection& conn, const Paths& paths,
+                                                   const std::vector<std::string>& names,
+                                                   const EventWatch& events, unsigned parallel) {
+    return run_parallel<RestoreReport>(names.size(), parallel, [&](size_t i) {
+        return restore_domain(conn, paths, names[i], events);
+    });
+}
+
 std::vector<Phase> pause_phases(const std::vector<TimePoint>& timeline) {
     // The moments in the order they happen, each naming the phase that ends there.
     static constexpr std::pair<std::string_view, std::string_view> order[] = {
@@ -379,8 +423,7 @@ std::vector<Phase> pause_phases(const std::vector<TimePoint>& timeline) {
         {"saved", "libvirt teardown, vmupdate save checks"},
         {"restore-command", "between save and restore"},
         {"restore-begin", "vmupdate restore checks, libvirt reads the image"},
-        {"start-begin", "libvirt prepares the domain"},
-        {"helper-connected", "QEMU launch"},
+        {"helper-connected", "libvirt prepares the domain, QEMU launch"},
         {"loaded", "libvirt sets up QEMU, state load"},
         {"resumed", "resume"},
     };

@@ -2,11 +2,10 @@
 
 #include "fsutil.hpp"
 
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <filesystem>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace vmupdate {
 namespace {
@@ -22,18 +21,21 @@ Result<Identity> identity(const std::string& path, std::string_view domain, std:
     if (lstat(path.c_str(), &st) != 0)
         return fail_errno(errno, std::string(domain), std::string(what) + " " + path);
     if (!S_ISREG(st.st_mode))
-        return fail(Errc::verify, std::string(domain), std::string(what) + " " + path, "not a regular file");
+        return fail(Errc::verify, std::string(domain), std::string(what) + " " + path,
+                    "not a regular file");
     return Identity{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
                     static_cast<std::uint64_t>(st.st_size)};
 }
 
-Result<void> matches(const RamFile& f, const Identity& id, std::string_view domain, const std::string& path) {
+Result<void> matches(const RamFile& f, const Identity& id, std::string_view domain,
+                     const std::string& path) {
     if (id.device != f.device || id.inode != f.inode)
         return fail(Errc::verify, std::string(domain), "RAM file " + path,
                     "is not the file saved with the domain (device/inode differ)");
     if (id.size != f.size)
         return fail(Errc::verify, std::string(domain), "RAM file " + path,
-                    "size is " + std::to_string(id.size) + " bytes, saved with " + std::to_string(f.size));
+                    "size is " + std::to_string(id.size) + " bytes, saved with " +
+                        std::to_string(f.size));
     return {};
 }
 
@@ -50,7 +52,11 @@ std::string libvirt_short_name(int id, std::string_view name) {
     size_t bytes = 0, chars = 0;
     while (bytes < name.size() && chars < short_name_max) {
         auto c = static_cast<unsigned char>(name[bytes]);
-        size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 1;
+        size_t len = c < 0x80           ? 1
+                     : (c >> 5) == 0x6  ? 2
+                     : (c >> 4) == 0xe  ? 3
+                     : (c >> 3) == 0x1e ? 4
+                                        : 1;
         bytes += len;
         ++chars;
     }
@@ -63,13 +69,15 @@ std::string domain_ram_dir(std::string_view backing_dir, int id, std::string_vie
 
 Result<std::string> preserved_dir(std::string_view backing_dir, std::string_view uuid) {
     if (!is_canonical_uuid(uuid))
-        return fail(Errc::invalid_input, std::string(uuid), "invalid domain UUID", "not a canonical UUID");
+        return fail(Errc::invalid_input, std::string(uuid), "invalid domain UUID",
+                    "not a canonical UUID");
     // libvirt names its per-domain directories "<id>-<name>": a name that does not
     // start with a number can never collide with one.
     return std::string(backing_dir) + "/vmupdate/" + std::string(uuid);
 }
 
-Result<std::vector<RamFile>> preserve_ram(const std::string& ram_dir, const std::string& preserved) {
+Result<std::vector<RamFile>> preserve_ram(const std::string& ram_dir,
+                                          const std::string& preserved) {
     std::string parent = parent_dir(preserved);
     if (auto ok = make_dir(parent, 0700); !ok)
         return std::unexpected(ok.error());
@@ -108,7 +116,8 @@ Result<std::vector<RamFile>> preserve_ram(const std::string& ram_dir, const std:
     if (ec)
         return fail(Errc::system, ram_dir, "cannot list RAM directory", ec.message());
     if (held.empty())
-        return fail(Errc::verify, ram_dir, "cannot preserve RAM", "the directory holds no RAM file");
+        return fail(Errc::verify, ram_dir, "cannot preserve RAM",
+                    "the directory holds no RAM file");
     if (auto ok = fsync_path(preserved); !ok)
         return std::unexpected(ok.error());
     return held;
@@ -116,7 +125,8 @@ Result<std::vector<RamFile>> preserve_ram(const std::string& ram_dir, const std:
 
 Result<void> verify_preserved(std::string_view domain, const std::vector<RamFile>& ram) {
     if (ram.empty())
-        return fail(Errc::verify, std::string(domain), "cannot verify preserved RAM", "no RAM file recorded");
+        return fail(Errc::verify, std::string(domain), "cannot verify preserved RAM",
+                    "no RAM file recorded");
     for (const auto& f : ram) {
         auto id = identity(f.preserved, domain, "preserved RAM file");
         if (!id)
@@ -127,7 +137,8 @@ Result<void> verify_preserved(std::string_view domain, const std::vector<RamFile
     return {};
 }
 
-Result<void> verify_in_use(std::string_view domain, const std::string& ram_dir, const std::vector<RamFile>& ram) {
+Result<void> verify_in_use(std::string_view domain, const std::string& ram_dir,
+                           const std::vector<RamFile>& ram) {
     for (const auto& f : ram) {
         if (!safe_file_name(f.name))
             return fail(Errc::invalid_input, std::string(domain), "invalid RAM file name", f.name);
@@ -141,7 +152,8 @@ Result<void> verify_in_use(std::string_view domain, const std::string& ram_dir, 
     return {};
 }
 
-Result<void> reinstate_ram(std::string_view domain, const std::vector<RamFile>& ram, const std::string& ram_dir) {
+Result<void> reinstate_ram(std::string_view domain, const std::vector<RamFile>& ram,
+                           const std::string& ram_dir) {
     if (auto ok = verify_preserved(domain, ram); !ok)
         return ok;
     for (const auto& f : ram) {
@@ -156,7 +168,8 @@ Result<void> reinstate_ram(std::string_view domain, const std::vector<RamFile>& 
                 if (id && id->inode == f.inode && id->device == f.device)
                     continue;
             }
-            return fail_errno(err, std::string(domain), "cannot link RAM file " + f.preserved + " to " + dst);
+            return fail_errno(err, std::string(domain),
+                              "cannot link RAM file " + f.preserved + " to " + dst);
         }
     }
     return {};

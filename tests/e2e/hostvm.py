@@ -490,6 +490,16 @@ def build_initramfs(cache_dir, kver):
 # ------------------------------------------------------------------ HostVM ---
 
 
+def _die_with_parent():
+    """In the child before exec: SIGKILL it when the test process dies
+    (even by SIGKILL, e.g. a ctest timeout), so no QEMU is left behind."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 class VMFailed(Exception):
     """The VM died, printed a failure marker, or a wait timed out."""
 
@@ -636,7 +646,7 @@ class HostVM:
         self.t_start = time.monotonic()
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._qemu_log_f,
                                      stderr=subprocess.STDOUT, close_fds=True,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_parent)
         log("hostvm %s: QEMU pid %d (serial %s)" % (self.name, self.proc.pid, self.serial_path))
         self._stop_reader.clear()
         self._reader = threading.Thread(target=self._read_serial, name="hostvm-serial", daemon=True)

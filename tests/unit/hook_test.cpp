@@ -145,7 +145,8 @@ protected:
         return run_hook(paths, HookCall{"web1", op, subop, extra, xml}, helper);
     }
 
-    // libvirt's RAM directory of the running domain, with a 4096-byte pc.ram.
+    // libvirt's (empty) RAM directory of a domain running with `id`, created
+    // before the start hook runs (qemuProcessPrepareHost).
     std::string make_ram_dir(int id) {
         std::string dir = domain_ram_dir(backing, id, "web1");
         EXPECT_EQ(::mkdir(dir.c_str(), 0755), 0) << dir;
@@ -155,7 +156,7 @@ protected:
     StateDir state() {
         auto s = StateDir::open(paths.state_dir);
         EXPECT_TRUE(s) << s.error().message();
-        return std::move(*s);
+        return std::move(s).value(); // throws, failing the test, on error
     }
 
     std::optional<Manifest> manifest() {
@@ -173,7 +174,8 @@ protected:
         EXPECT_TRUE(held) << held.error().message();
         fs::remove_all(dir); // the domain stopped
         std::string image = managed_save_image(paths, "web1");
-        write_file(image, "QEMU device state, no RAM");
+        const std::string content = "QEMU device state, no RAM";
+        write_file(image, content);
         auto sum = sha256_file(image);
         EXPECT_TRUE(sum) << sum.error().message();
         Manifest m;
@@ -182,7 +184,7 @@ protected:
         m.state = SaveState::saved;
         m.ram = held ? *held : std::vector<RamFile>{};
         m.image = image;
-        m.image_size = 25;
+        m.image_size = content.size();
         m.image_sha256 = sum ? *sum : "";
         m.machine_type = "pc";
         auto ok = state().store(m);

@@ -40,7 +40,7 @@ struct RamFile {
 
 /// A moment of a save or restore, for the phase breakdown ("stopped", "loaded", ...).
 struct TimePoint {
-    std::string name; ///< lowercase letters and dashes
+    std::string name;     ///< lowercase letters and dashes
     std::int64_t at_us{}; ///< CLOCK_REALTIME microseconds
 
     friend bool operator==(const TimePoint&, const TimePoint&) = default;
@@ -56,10 +56,10 @@ struct Manifest {
     std::string image_sha256;           ///< lowercase hex
     std::string qemu_version, kernel_version, machine_type; ///< at save time
     std::int64_t saved_at_us{}; ///< CLOCK_REALTIME microseconds when the save completed (0 unknown)
-    std::int64_t paused_at_us{}; ///< when libvirt reported the guest Suspended (0 unknown)
+    std::int64_t paused_at_us{};     ///< when libvirt reported the guest Suspended (0 unknown)
     std::vector<TimePoint> timeline; ///< moments of the save and the restore, in order
-    std::string attempt;         ///< restore attempt id while state == restoring
-    std::string last_error;      ///< why the last restore failed, for `vmupdate status`
+    std::string attempt;             ///< restore attempt id while state == restoring
+    std::string last_error;          ///< why the last restore failed, for `vmupdate status`
 
     friend bool operator==(const Manifest&, const Manifest&) = default;
 };

@@ -30,8 +30,8 @@ struct SaveReport {
 
 /// One phase of the guest's pause.
 struct Phase {
-    std::string what;      ///< e.g. "QEMU launch"
-    std::int64_t us{};     ///< its duration
+    std::string what;  ///< e.g. "QEMU launch"
+    std::int64_t us{}; ///< its duration
 };
 
 /// What `vmupdate restore` did to one domain.
@@ -51,6 +51,16 @@ struct RestoreReport {
 /// managed-save image and the RAM are kept, so the restore can be retried.
 [[nodiscard]] Result<RestoreReport> restore_domain(const Connection& conn, const Paths& paths,
                                                    std::string_view name, const EventWatch& events);
+
+/// Saves several domains, at most `parallel` at a time; results in input order.
+[[nodiscard]] std::vector<Result<SaveReport>>
+save_domains(const Connection& conn, const Paths& paths, const std::vector<std::string>& names,
+             const EventWatch& events, unsigned parallel);
+
+/// Restores several domains, at most `parallel` at a time; results in input order.
+[[nodiscard]] std::vector<Result<RestoreReport>>
+restore_domains(const Connection& conn, const Paths& paths, const std::vector<std::string>& names,
+                const EventWatch& events, unsigned parallel);
 
 /// Names of the running domains vmupdate manages (for `save --all`).
 [[nodiscard]] Result<std::vector<std::string>> running_managed_domains(const Connection& conn);

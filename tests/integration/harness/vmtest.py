@@ -675,12 +675,24 @@ def remove_domain(name, quiet=False):
     ignoring whatever is already gone."""
     if virsh("domstate", name, check=False, quiet=True).strip() in ("", None):
         return
+    uuid = virsh("domuuid", name, check=False, quiet=True).strip()
     virsh("destroy", name, check=False, quiet=quiet, timeout=60)
+    _forget_vmupdate_state(uuid)
     out = run_cmd(["virsh", "-c", URI, "undefine", "--managed-save", "--nvram", name],
                   check=False, timeout=60, quiet=quiet)
     if out.returncode != 0:  # e.g. transient domain or older flags: try plainer forms
         virsh("managedsave-remove", name, check=False, quiet=quiet)
         virsh("undefine", name, check=False, quiet=quiet)
+
+
+def _forget_vmupdate_state(uuid):
+    """A test domain that is undefined while vmupdate has it saved would leave
+    its manifest and preserved RAM behind: remove them."""
+    if not re.match(r"^[0-9a-f-]{36}$", uuid or ""):
+        return
+    _unlink("/var/lib/vmupdate/manifests/%s.xml" % uuid)
+    for base in ("/var/lib/libvirt/qemu/ram", "/var/lib/vmupdate-bench/ram/libvirt/qemu"):
+        shutil.rmtree(os.path.join(base, "vmupdate", uuid), ignore_errors=True)
 
 
 def cleanup_stale_domains():
