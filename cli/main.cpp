@@ -3,6 +3,7 @@
 #include "vmupdate/domain_xml.hpp"
 #include "vmupdate/error.hpp"
 #include "vmupdate/host.hpp"
+#include "vmupdate/host_update.hpp"
 #include "vmupdate/libvirt.hpp"
 #include "vmupdate/orchestrate.hpp"
 #include "vmupdate/prepare.hpp"
@@ -40,6 +41,10 @@ Commands:
                          restore domains vmupdate saved, from their kept RAM;
                          --verbose shows where the guest's pause went
   status [--json]        show every domain: managed, RAM, saved, last pause
+  host-update --kernel K [--initrd I] (--append ARGS | --reuse-cmdline)
+              [--dry-run] [--yes] [--parallel N]
+                         save every VM and kexec into kernel K; the VMs are
+                         restored at boot by vmupdate-restore.service
   hook install [--hook PATH] | hook uninstall
                          link the libvirt hook into /etc/libvirt/hooks/qemu.d
 
@@ -337,6 +342,103 @@ int cmd_status(const Args& args, const Paths& paths) {
     return 0;
 }
 
+int cmd_host_update(Args args, const Paths& paths) {
+    auto parallel = take_parallel(args);
+    if (!parallel)
+        return report(parallel.error());
+    KexecPlan kexec;
+    bool dry_run = false, yes = false, reuse = false, append = false;
+    for (size_t i = 0; i < args.rest.size(); ++i) {
+        const std::string& a = args.rest[i];
+        auto value = [&](std::string& out) {
+            if (i + 1 >= args.rest.size())
+                return false;
+            out = args.rest[++i];
+            return true;
+        };
+        if (a == "--kernel" && value(kexec.kernel))
+            continue;
+        if (a == "--initrd" && value(kexec.initrd))
+            continue;
+        if (a == "--append" && value(kexec.cmdline)) {
+            append = true;
+            continue;
+        }
+        if (a == "--reuse-cmdline")
+            reuse = true;
+        else if (a == "--dry-run")
+            dry_run = true;
+        else if (a == "--yes")
+            yes = true;
+        else
+            return usage_error("host-update: unknown or incomplete argument " + a);
+    }
+    if (kexec.kernel.empty())
+        return usage_error("host-update needs --kernel");
+    if (append == reuse)
+        return usage_error("host-update needs either --append ARGS or --reuse-cmdline");
+    if (reuse) {
+        auto c = current_cmdline();
+        if (!c)
+            return report(c.error());
+        kexec.cmdline = *c;
+    }
+    auto session = open_session(args);
+    if (!session)
+        return report(session.error());
+    auto plan = plan_host_update(session->conn, paths, kexec);
+    if (!plan)
+        return report(plan.error());
+    for (const auto& w : plan->warnings)
+        std::cerr << "vmupdate: warning: " << w << '\n';
+    if (!plan->offenders.empty()) {
+        std::cerr << "vmupdate: host-update refused, nothing was paused:\n";
+        for (const auto& o : plan->offenders)
+            std::cerr << "  " << o << '\n';
+        return 2;
+    }
+    std::cout << "plan: kexec into " << kexec.kernel
+              << (kexec.initrd.empty() ? "" : " with " + kexec.initrd)
+              << "\n  command line: " << kexec.cmdline << "\n  save " << plan->domains.size()
+              << " domain(s), at most " << *parallel << " at once:\n";
+    for (const auto& d : plan->domains)
+        std::cout << "    " << d.name << ": RAM " << human_bytes(d.ram_bytes) << " on "
+                  << d.filesystem << '\n';
+    std::cout
+        << "  then: vmupdate-restore.service (vmupdate restore --all) restores them at boot\n";
+    if (dry_run) {
+        (void)kexec_unload();
+        std::cout << "dry run: pre-flight passed, the kernel loaded and unloaded again; nothing "
+                     "was paused\n";
+        return 0;
+    }
+    if (!yes) {
+        if (!isatty(STDIN_FILENO)) {
+            (void)kexec_unload();
+            return usage_error(
+                "host-update: confirm with --yes (standard input is not a terminal)");
+        }
+        std::cout << "Continue? [y/N] " << std::flush;
+        std::string answer;
+        std::getline(std::cin, answer);
+        if (answer != "y" && answer != "yes") {
+            (void)kexec_unload();
+            std::cout << "nothing done\n";
+            return 0;
+        }
+    }
+    auto saved = save_for_host_update(session->conn, paths, *plan, session->events, *parallel);
+    if (!saved)
+        return report(saved.error());
+    for (const auto& r : saved->saved)
+        std::cout << r.name << ": saved: device state " << human_bytes(r.image_bytes) << '\n';
+    std::cout << "saved " << saved->saved.size() << " domain(s) in " << std::fixed
+              << std::setprecision(2) << saved->seconds << " s; state synced; kexec now"
+              << std::endl;
+    auto ok = kexec_into_new_kernel(session->conn, paths, *saved, session->events, *parallel);
+    return report(ok.error());
+}
+
 std::string default_hook_path() {
     std::string installed = std::string(VMUPDATE_LIBEXECDIR) + "/vmupdate-hook";
     if (access(installed.c_str(), X_OK) == 0)
@@ -428,6 +530,8 @@ int main(int argc, char** argv) {
         return cmd_status(args, paths);
     if (args.command == "hook")
         return cmd_hook(args, paths);
+    if (args.command == "host-update")
+        return cmd_host_update(args, paths);
     if (args.command == "help") {
         std::cout << usage_text;
         return 0;

@@ -248,7 +248,18 @@ mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
 mount -t mqueue mqueue /dev/mqueue 2>/dev/null
 $BB dmesg -n 4            # kernel messages below warning stay out of the console
 $BB hostname vmu-hostvm
+grep -q vmu-hostvm /etc/hosts 2>/dev/null || echo "127.0.1.1 vmu-hostvm" >> /etc/hosts
 $BB ip link set lo up 2>/dev/null
+# libvirt's QEMU capabilities cache from earlier runs (see HostVM caps_cache)
+CAPS=/var/cache/libvirt/qemu/capabilities
+if [ -d /shared/.vmu/libvirt-caps ]; then
+  # once per root file system (persist_root keeps it across kexec); the
+  # marker's mtime tells which files libvirtd wrote afterwards
+  if [ ! -e $CAPS/../.vmu-caps-seeded ]; then
+    mkdir -p $CAPS && cp -p /shared/.vmu/libvirt-caps/*.xml $CAPS/ 2>/dev/null
+    touch $CAPS/../.vmu-caps-seeded
+  fi
+fi
 VMU_STAGE=1
 for w in $(cat /proc/cmdline); do case "$w" in vmu_stage=*) VMU_STAGE="${w#vmu_stage=}" ;; esac; done
 VMU_BOOT_ID=$(cat /proc/sys/kernel/random/boot_id)
@@ -272,6 +283,12 @@ else
   echo "VMU: no /shared/stage.sh"
 fi
 echo "$rc" > /shared/.vmu/stage-$VMU_STAGE.rc
+if [ -d /shared/.vmu/libvirt-caps ] && [ -d $CAPS ]; then
+  # only files libvirtd (re)wrote after seeding: valid for this VM
+  find $CAPS -name '*.xml' -newer $CAPS/../.vmu-caps-seeded | while read -r f; do
+    mkdir -p /shared/.vmu/libvirt-caps-out && cp "$f" /shared/.vmu/libvirt-caps-out/
+  done
+fi
 echo "VMU-STAGE-END stage=$VMU_STAGE rc=$rc uptime=$(up)"
 if [ -e /run/vmu/stay-up ]; then
   echo "VMU-STAY-UP"
@@ -517,11 +534,17 @@ class HostVM:
                   (survives kexec; fresh for every start() unless keep_disk)
     cache_dir     where the initramfs is cached (default <work_dir>/../cache)
     extra_append  more kernel command line words (kept across vmu-kexec)
+    caps_cache    carry libvirt's QEMU capabilities cache between runs
+                  (<cache_dir>/libvirt-caps): the inner libvirtd cannot use
+                  the outer machine's cache (it was made with /dev/kvm usable)
+                  and re-probing QEMU under TCG costs about 6 s per boot.
+                  libvirt validates the files itself (binary ctimes etc.).
     """
 
     def __init__(self, work_dir, pmem="memmap", pmem_size_mib=None, pmem_offset_mib=1024,
                  mem_mib=3072, smp=2, persist_root=False, persist_disk_mib=2048,
-                 cache_dir=None, extra_append="", kernel=None, keep_disk=False, name=None):
+                 cache_dir=None, extra_append="", kernel=None, keep_disk=False, name=None,
+                 caps_cache=True):
         if pmem not in ("memmap", "nvdimm", None):
             raise ValueError("pmem must be 'memmap', 'nvdimm' or None")
         self.work_dir = os.path.abspath(work_dir)
@@ -536,6 +559,7 @@ class HostVM:
         self.cache_dir = cache_dir or os.path.join(os.path.dirname(self.work_dir), "cache")
         self.extra_append = extra_append
         self.name = name or os.path.basename(self.work_dir)
+        self.caps_cache = caps_cache
         if kernel:
             self.kernel, self.kver = kernel, os.path.basename(kernel).replace("vmlinuz-", "", 1)
         else:
@@ -604,6 +628,16 @@ class HostVM:
         os.makedirs(os.path.join(self.shared, ".vmu"))
         os.chmod(self.shared, 0o755)
         shutil.copyfile(self.initrd, os.path.join(self.shared, ".vmu", "initrd.img"))
+        if self.caps_cache:
+            dst = os.path.join(self.shared, ".vmu", "libvirt-caps")
+            os.makedirs(dst)
+            src = os.path.join(self.cache_dir, "libvirt-caps")
+            n = 0
+            for fn in (os.listdir(src) if os.path.isdir(src) else []):
+                if fn.endswith(".xml"):
+                    shutil.copyfile(os.path.join(src, fn), os.path.join(dst, fn))
+                    n += 1
+            log("hostvm %s: %d cached libvirt capabilities file(s)" % (self.name, n))
         with open(os.path.join(self.shared, "stage.sh"), "w") as f:
             f.write(stage_script)
         for rel, content in (files or {}).items():
@@ -672,6 +706,20 @@ class HostVM:
             % (self.name, rc, time.monotonic() - t, self.elapsed()))
         return rc
 
+    def _harvest_caps(self):
+        """Keep the capabilities cache the VM left in shared/.vmu/libvirt-caps-out."""
+        src = os.path.join(self.shared, ".vmu", "libvirt-caps-out")
+        if not self.caps_cache or not os.path.isdir(src):
+            return
+        dst = os.path.join(self.cache_dir, "libvirt-caps")
+        os.makedirs(dst, exist_ok=True)
+        for fn in os.listdir(src):
+            if fn.endswith(".xml"):
+                tmp = os.path.join(dst, ".%s.tmp%d" % (fn, os.getpid()))
+                shutil.copyfile(os.path.join(src, fn), tmp)
+                os.rename(tmp, os.path.join(dst, fn))
+        shutil.rmtree(src, ignore_errors=True)
+
     def stop(self, grace=3):
         """Kill QEMU (SIGTERM, then SIGKILL) if it still runs; stop the reader."""
         if self.proc is not None and self.proc.poll() is None:
@@ -684,6 +732,10 @@ class HostVM:
                 self.proc.wait(10)
             log("hostvm %s: QEMU gone (rc=%s)" % (self.name, self.proc.returncode))
         self._stop_reader.set()
+        try:
+            self._harvest_caps()
+        except OSError as e:
+            log("hostvm %s: could not keep the libvirt capabilities cache: %s" % (self.name, e))
         if self._reader is not None:
             self._reader.join(5)
             self._reader = None

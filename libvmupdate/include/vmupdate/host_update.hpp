@@ -1,0 +1,63 @@
+// `vmupdate host-update`: save every VM, kexec into a new kernel; the VMs are
+// restored at boot (vmupdate-restore.service runs `vmupdate restore --all`).
+#pragma once
+
+#include "vmupdate/error.hpp"
+#include "vmupdate/kexec.hpp"
+#include "vmupdate/libvirt.hpp"
+#include "vmupdate/orchestrate.hpp"
+#include "vmupdate/paths.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vmupdate {
+
+/// One domain the update will save.
+struct PlannedDomain {
+    std::string name;
+    std::uint64_t ram_bytes{};
+    std::string filesystem; ///< where its RAM lives, e.g. "/mnt/pmem0 (ext4, dax)"
+};
+
+/// The outcome of the pre-flight: what will happen, or why it cannot.
+struct HostUpdatePlan {
+    KexecPlan kexec;
+    std::vector<PlannedDomain> domains;
+    std::vector<std::string> offenders; ///< reasons it must not go ahead, one per line
+    std::vector<std::string> warnings;
+};
+
+/// Checks, without pausing anything, that every running domain can survive the
+/// kexec (managed, RAM on a DAX mount or, with a warning, a disk filesystem; the
+/// pmem regions stay on the new command line) and loads the new kernel
+/// (`kexec -l`) unless there are offenders. Nothing is changed but the loaded kernel.
+[[nodiscard]] Result<HostUpdatePlan> plan_host_update(const Connection& conn, const Paths& paths,
+                                                      const KexecPlan& kexec);
+
+/// Finds offenders in a command line change alone: every `memmap=..!..` pmem
+/// region of `current` must stay in `next`.
+[[nodiscard]] std::vector<std::string> cmdline_offenders(std::string_view current,
+                                                         std::string_view next);
+
+/// What the saves before the kexec did.
+struct HostUpdateSaved {
+    std::vector<SaveReport> saved;
+    double seconds{}; ///< first save started to state durable
+};
+
+/// Saves the planned domains (in parallel, at most `parallel` at once) and makes
+/// their state durable. If one save fails, restores those already saved, unloads
+/// the kernel and fails: nothing is lost and the host does not kexec.
+[[nodiscard]] Result<HostUpdateSaved>
+save_for_host_update(const Connection& conn, const Paths& paths, const HostUpdatePlan& plan,
+                     const EventWatch& events, unsigned parallel);
+
+/// Starts the loaded kernel. Returns only if that failed, after restoring the
+/// saved domains.
+[[nodiscard]] Result<void> kexec_into_new_kernel(const Connection& conn, const Paths& paths,
+                                                 const HostUpdateSaved& saved,
+                                                 const EventWatch& events, unsigned parallel);
+
+} // namespace vmupdate

@@ -1,0 +1,195 @@
+#include "vmupdate/host_update.hpp"
+
+#include "fsutil.hpp"
+#include "vmupdate/domain_xml.hpp"
+#include "vmupdate/manifest.hpp"
+#include "vmupdate/ram.hpp"
+#include "vmupdate/state.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <unistd.h>
+
+namespace vmupdate {
+namespace {
+
+std::string mib(std::uint64_t bytes) {
+    return std::to_string(bytes / (1024 * 1024)) + " MiB";
+}
+
+std::uint64_t dirty_bytes() {
+    std::ifstream in("/proc/meminfo");
+    std::string key;
+    std::uint64_t kib = 0;
+    while (in >> key) {
+        if (key == "Dirty:") {
+            in >> kib;
+            return kib * 1024;
+        }
+        in.ignore(256, '\n');
+    }
+    return 0;
+}
+
+} // namespace
+
+std::vector<std::string> cmdline_offenders(std::string_view current, std::string_view next) {
+    std::vector<std::string> out;
+    auto kept = pmem_memmap_args(next);
+    for (const auto& region : pmem_memmap_args(current))
+        if (std::find(kept.begin(), kept.end(), region) == kept.end())
+            out.push_back(
+                "the new kernel command line lacks " + region +
+                ": the persistent memory region holding guest RAM would not exist after the kexec");
+    return out;
+}
+
+Result<HostUpdatePlan> plan_host_update(const Connection& conn, const Paths& paths,
+                                        const KexecPlan& kexec) {
+    HostUpdatePlan plan{kexec, {}, {}, {}};
+    if (geteuid() != 0)
+        plan.offenders.emplace_back(
+            "host-update must run as root (it loads a kernel and saves every VM)");
+    for (const std::string& f : {kexec.kernel, kexec.initrd})
+        if (!f.empty() && access(f.c_str(), R_OK) != 0)
+            plan.offenders.push_back("cannot read " + f);
+    if (auto current = current_cmdline(); current) {
+        auto more = cmdline_offenders(*current, kexec.cmdline);
+        plan.offenders.insert(plan.offenders.end(), more.begin(), more.end());
+    } else {
+        plan.offenders.push_back(current.error().message());
+    }
+
+    auto backing = memory_backing_dir(paths.qemu_conf);
+    if (!backing)
+        return std::unexpected(backing.error());
+    auto doms = conn.domains();
+    if (!doms)
+        return std::unexpected(doms.error());
+    std::uint64_t disk_ram = 0;
+    for (const auto& d : *doms) {
+        if (!d.is_active().value_or(false))
+            continue;
+        auto xml = d.live_xml();
+        auto info =
+            xml ? inspect_domain(*xml, d.name()) : Result<DomainInfo>(std::unexpected(xml.error()));
+        if (!info) {
+            plan.offenders.push_back(d.name() + ": " + info.error().message());
+            continue;
+        }
+        if (!info->managed || !info->shared_file_ram) {
+            plan.offenders.push_back(d.name() +
+                                     ": not managed by vmupdate, it would be lost (vmupdate "
+                                     "prepare it and cold-start it, or shut it down)");
+            continue;
+        }
+        std::string ram_dir = domain_ram_dir(*backing, d.id(), d.name());
+        auto fs = filesystem_of(ram_dir);
+        if (!fs) {
+            plan.offenders.push_back(d.name() + ": " + fs.error().message());
+            continue;
+        }
+        std::uint64_t bytes = info->memory_kib * 1024;
+        std::string where =
+            fs->mount_point + " (" + fs->fstype + ", " + std::string(to_string(fs->kind)) + ")";
+        switch (fs->kind) {
+        case FsKind::memory:
+            plan.offenders.push_back(
+                d.name() + ": its RAM is on " + fs->fstype + " at " + fs->mount_point +
+                ", which does not survive a kexec (put memory_backing_dir on a DAX "
+                "mount of persistent memory)");
+            continue;
+        case FsKind::disk:
+            disk_ram += bytes;
+            break;
+        case FsKind::dax:
+            break;
+        }
+        plan.domains.push_back(PlannedDomain{d.name(), bytes, where});
+    }
+    if (disk_ram > 0)
+        plan.warnings.push_back(
+            "guest RAM of " + mib(disk_ram) +
+            " is on a disk filesystem: all of it is written back before the kexec (" +
+            mib(dirty_bytes()) + " dirty host-wide now); a DAX mount avoids that");
+    if (!plan.offenders.empty())
+        return plan;
+    if (auto ok = kexec_load(kexec); !ok)
+        plan.offenders.push_back(ok.error().message());
+    return plan;
+}
+
+Result<HostUpdateSaved> save_for_host_update(const Connection& conn, const Paths& paths,
+                                             const HostUpdatePlan& plan, const EventWatch& events,
+                                             unsigned parallel) {
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::string> names;
+    for (const auto& d : plan.domains)
+        names.push_back(d.name);
+    HostUpdateSaved out;
+    std::vector<std::string> saved_names;
+    std::optional<Error> first_error;
+    for (auto& r : save_domains(conn, paths, names, events, parallel)) {
+        if (r) {
+            saved_names.push_back(r->name);
+            out.saved.push_back(std::move(*r));
+        } else if (!first_error) {
+            first_error = r.error();
+        }
+    }
+    auto undo = [&](Error e) -> std::unexpected<Error> {
+        auto restored = restore_domains(conn, paths, saved_names, events, parallel);
+        size_t ok = std::count_if(restored.begin(), restored.end(),
+                                  [](const auto& r) { return r.has_value(); });
+        (void)kexec_unload();
+        e.cause += "; no kexec: " + std::to_string(ok) + " of " +
+                   std::to_string(saved_names.size()) + " saved domains restored";
+        for (const auto& r : restored)
+            if (!r)
+                e.cause += "; " + r.error().message();
+        return std::unexpected(e);
+    };
+    if (first_error)
+        return undo(*first_error);
+
+    // Durable before the kexec: preserved RAM (on a disk filesystem this writes
+    // it back), images (synced by save), manifests (synced), then everything.
+    auto state = StateDir::open(paths.state_dir);
+    if (!state)
+        return undo(state.error());
+    for (const auto& r : out.saved) {
+        auto dom = conn.lookup(r.name);
+        auto m = dom ? state->load(dom->uuid())
+                     : Result<std::optional<Manifest>>(std::unexpected(dom.error()));
+        if (!m || !*m)
+            return undo(m ? Error{Errc::verify, r.name, "no manifest after the save", ""}
+                          : m.error());
+        for (const auto& f : (*m)->ram)
+            if (auto ok = fsync_path(f.preserved); !ok)
+                return undo(ok.error());
+    }
+    sync();
+    out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return out;
+}
+
+Result<void> kexec_into_new_kernel(const Connection& conn, const Paths& paths,
+                                   const HostUpdateSaved& saved, const EventWatch& events,
+                                   unsigned parallel) {
+    auto ok = kexec_exec();
+    // Still here: the kexec failed. Bring the VMs back.
+    std::vector<std::string> names;
+    for (const auto& r : saved.saved)
+        names.push_back(r.name);
+    auto restored = restore_domains(conn, paths, names, events, parallel);
+    Error e = ok ? Error{Errc::system, "kexec", "kexec -e returned", ""} : ok.error();
+    size_t n = std::count_if(restored.begin(), restored.end(),
+                             [](const auto& r) { return r.has_value(); });
+    e.cause +=
+        "; " + std::to_string(n) + " of " + std::to_string(names.size()) + " domains restored";
+    return std::unexpected(e);
+}
+
+} // namespace vmupdate
