@@ -169,6 +169,44 @@ def run_once(method, dom, save_major_minor):
             "disk_written_bytes": written, "peak_extra_mem_bytes": extra}
 
 
+def fleet(kernel, n, runs):
+    """One VM saved and restored, then n VMs with one `--all` call each way."""
+    rows = []
+    doms = [vmtest.TestDomain(kernel, tag="fleet%d" % i, memory_mib=256, fill_mib=64, check_mib=16, start=False)
+            for i in range(n)]
+    entered = []
+    try:
+        for d in doms:
+            d.__enter__()
+            entered.append(d)
+            vmucli.check("prepare", d.name)
+            d.start()
+        for d in doms:
+            d.serial.wait_for_tick(1, timeout=300)
+        for run in range(runs):
+            t0 = time.monotonic()
+            vmucli.check("save", doms[0].name)
+            t1 = time.monotonic()
+            vmucli.check("restore", doms[0].name)
+            t2 = time.monotonic()
+            rows.append({"vms": 1, "run": run + 1, "save_s": round(t1 - t0, 3), "restore_s": round(t2 - t1, 3),
+                         "total_s": round(t2 - t0, 3)})
+            t0 = time.monotonic()
+            vmucli.check("save", "--all", "--parallel", str(n))
+            t1 = time.monotonic()
+            vmucli.check("restore", "--all", "--parallel", str(n))
+            t2 = time.monotonic()
+            rows.append({"vms": n, "run": run + 1, "save_s": round(t1 - t0, 3), "restore_s": round(t2 - t1, 3),
+                         "total_s": round(t2 - t0, 3)})
+            log("FLEET %s" % rows[-2:])
+            for d in doms:
+                d.serial.wait_for_tick(d.serial.last_tick().tick + 1, timeout=120)
+    finally:
+        for d in reversed(entered):
+            d.__exit__(None, None, None)
+    return rows
+
+
 class BenchEnv:
     """memory_backing_dir on a dedicated tmpfs for the run; restored afterwards."""
 
@@ -198,6 +236,7 @@ def main():
     ap.add_argument("--sizes", default="1,2,4,8", help="guest sizes in GiB")
     ap.add_argument("--runs", type=int, default=3, help="runs per method and size")
     ap.add_argument("--csv", default="bench-results.csv")
+    ap.add_argument("--fleet", type=int, default=10, help="VMs for the save/restore --all run (0: skip)")
     args, _ = ap.parse_known_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     vmtest.require_root_and_tools()
@@ -231,6 +270,12 @@ def main():
                         rows.append(row)
                 stock.destroy()
                 ours.destroy()
+        if args.fleet:
+            fleet_rows = fleet(kernel, args.fleet, args.runs)
+            with open(args.csv.replace(".csv", "-fleet.csv"), "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=["vms", "run", "save_s", "restore_s", "total_s"])
+                w.writeheader()
+                w.writerows(fleet_rows)
     fields = ["size_gib", "method", "run", "pause_ms", "save_s", "restore_s", "image_bytes",
               "disk_written_bytes", "peak_extra_mem_bytes"]
     with open(args.csv, "w", newline="") as f:

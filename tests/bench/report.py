@@ -68,6 +68,24 @@ def main():
             "- largest/smallest size pause ratio: %.2f" % (v[-1] / v[0])]
     if 4 in sizes:
         out.append("- stock/vmupdate pause at 4 GiB: %.1fx" % (med[4, "stock"]["pause_ms"] / med[4, "vmupdate"]["pause_ms"]))
+    fleet_csv = src.replace(".csv", "-fleet.csv")
+    try:
+        fleet = list(csv.DictReader(open(fleet_csv)))
+    except OSError:
+        fleet = []
+    if fleet:
+        one = statistics.median(float(r["total_s"]) for r in fleet if r["vms"] == "1")
+        many_n = max(int(r["vms"]) for r in fleet)
+        many = statistics.median(float(r["total_s"]) for r in fleet if int(r["vms"]) == many_n)
+        out += ["", "Fleet: `vmupdate save --all` + `restore --all` of %d VMs (256 MiB each) against one VM "
+                "(`save NAME` + `restore NAME`), wall time, median:" % many_n, "",
+                "| VMs | save (s) | restore (s) | total (s) |", "| ---: | ---: | ---: | ---: |"]
+        for n in sorted({int(r["vms"]) for r in fleet}):
+            rs = [r for r in fleet if int(r["vms"]) == n]
+            out.append("| %d | %.2f | %.2f | %.2f |" % (n, statistics.median(float(r["save_s"]) for r in rs),
+                                                       statistics.median(float(r["restore_s"]) for r in rs),
+                                                       statistics.median(float(r["total_s"]) for r in rs)))
+        out += ["", "- %d VMs / 1 VM total time: %.2f (goal <= 2)" % (many_n, many / one)]
     out += ["", "![guest pause versus RAM size](benchmarks.png)", ""]
     open(md, "w").write("\n".join(out))
 
