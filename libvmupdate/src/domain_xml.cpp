@@ -159,7 +159,7 @@ struct Translator {
             xml::set_attr(access, "mode", "shared");
         }
         // QEMU would punch the RAM out of the file when it exits.
-        if (xmlNode* discard = xml::child(backing, "discard")) {
+        for (xmlNode* discard : xml::children(backing, "discard")) {
             xml::remove(discard);
             changes.emplace_back("removed <discard/>");
         }

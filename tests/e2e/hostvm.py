@@ -31,7 +31,9 @@ How the VM is put together
   fresh tmpfs on /run and /tmp, and switch_roots into the overlay with
   `tini -- /bin/sh /run/vmu/init2` as PID 1 (tini reaps orphans at once).
 * init2 finds the stage number in the kernel command line (`vmu_stage=N`,
-  default 1), records the boot id (/shared/.vmu/boot_ids, one line
+  default 1) -- or in /shared/.vmu/next-stage if that file exists (it is
+  consumed; for kexecs done by something that reuses the command line,
+  e.g. `vmupdate host-update --reuse-cmdline`) -- records the boot id (/shared/.vmu/boot_ids, one line
   "<stage> <boot_id> <uptime>" per boot; `VMU-BOOT stage=N boot_id=...` on
   the serial console), runs `/bin/sh /shared/stage.sh N` with its output
   appended to /shared/stage.log AND copied to the serial console, writes
@@ -39,8 +41,13 @@ How the VM is put together
   the VM off -- unless /run/vmu/stay-up exists (then it idles; stop() it).
 * Environment of stage.sh: VMU_STAGE, VMU_BOOT_ID, VMU_KERNEL (the running
   kernel, /boot/vmlinuz-`uname -r` through the 9p root), VMU_INITRD (a copy
-  of our initramfs in /shared/.vmu), VMU_SHARED=/shared, PATH with the
-  outer machine's tools (virsh, libvirtd, kexec, ndctl, mkfs.ext4, ...).
+  of our initramfs in /shared/.vmu), VMU_BASE_CMDLINE (this boot's command
+  line without vmu_stage=; e.g. for `vmupdate host-update --kernel
+  $VMU_KERNEL --initrd $VMU_INITRD --append "$VMU_BASE_CMDLINE vmu_stage=2"`),
+  VMU_SHARED=/shared, PATH with the outer machine's tools (virsh, libvirtd,
+  kexec, ndctl, mkfs.ext4, ...; the build tree is visible at its outer path).
+  No systemd: the stage starts `virtlogd -d` and `setsid tini -s --
+  libvirtd &` itself, and does what boot-time units would do.
 * `/run/vmu/vmu-kexec N [extra cmdline words]` loads the same kernel and
   initramfs with the same command line but vmu_stage=N and executes it
   (`kexec -l` + `sync` + `kexec -e`). Unmount or at least sync the pmem file
@@ -239,7 +246,6 @@ INIT2_SH = r"""#!/bin/sh
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
 exec </dev/null >/dev/console 2>&1
-set -f
 up() { read -r u _ < /proc/uptime; echo "$u"; }
 BB=/bin/busybox; [ -x "$BB" ] || BB=/usr/bin/busybox
 mkdir -p /dev/pts /dev/shm /dev/mqueue
@@ -261,12 +267,20 @@ if [ -d /shared/.vmu/libvirt-caps ]; then
   fi
 fi
 VMU_STAGE=1
+set -f
 for w in $(cat /proc/cmdline); do case "$w" in vmu_stage=*) VMU_STAGE="${w#vmu_stage=}" ;; esac; done
+set +f
+# a stage that kexecs through something else (vmupdate host-update --reuse-cmdline)
+# names the next stage in this file instead of the command line
+if [ -f /shared/.vmu/next-stage ]; then
+  VMU_STAGE=$(cat /shared/.vmu/next-stage); rm -f /shared/.vmu/next-stage
+fi
 VMU_BOOT_ID=$(cat /proc/sys/kernel/random/boot_id)
 VMU_KERNEL=/boot/vmlinuz-$(uname -r)
 VMU_INITRD=/shared/.vmu/initrd.img
 VMU_SHARED=/shared
-export VMU_STAGE VMU_BOOT_ID VMU_KERNEL VMU_INITRD VMU_SHARED
+VMU_BASE_CMDLINE=$(cat /run/vmu/base_cmdline)
+export VMU_STAGE VMU_BOOT_ID VMU_KERNEL VMU_INITRD VMU_SHARED VMU_BASE_CMDLINE
 mkdir -p /shared/.vmu
 echo "$VMU_STAGE $VMU_BOOT_ID $(up)" >> /shared/.vmu/boot_ids
 echo "VMU-BOOT stage=$VMU_STAGE boot_id=$VMU_BOOT_ID uptime=$(up)"
@@ -570,6 +584,8 @@ class HostVM:
         self.disk_path = os.path.join(self.work_dir, "persist.img")
         self.nvdimm_path = os.path.join(self.work_dir, "nvdimm.img")
         self.qmp_path = os.path.join(self.work_dir, "qmp.sock")
+        if len(self.qmp_path) > 100:  # sun_path limit
+            self.qmp_path = "/tmp/vmu-hostvm-%d-%x.qmp" % (os.getpid(), id(self))
         self.initrd = None
         self.proc = None
         self.t_start = None          # monotonic time QEMU was spawned
@@ -651,7 +667,9 @@ class HostVM:
             else:
                 with open(dst, "w") as f:
                     f.write(content)
-            os.chmod(dst, 0o755 if os.access(dst, os.X_OK) or rel.endswith(".sh") else 0o644)
+            exe = rel.endswith(".sh") or (isinstance(content, str) and content.startswith("@")
+                                           and os.access(content[1:], os.X_OK))
+            os.chmod(dst, 0o755 if exe else 0o644)
         for p in (self.serial_path, self.serial_path + ".ts", self.qemu_log_path, self.qmp_path):
             if os.path.exists(p):
                 os.unlink(p)
@@ -877,6 +895,8 @@ class HostVM:
             print("%8.3f %s" % (t, l))
         vmtest.dump_file(os.path.join(self.shared, "stage.log"), lines, "stage log")
         vmtest.dump_file(self.qemu_log_path, 15, "QEMU log")
+        log("hostvm %s: all logs in %s (serial.log, serial.log.ts, qemu.log, shared/)"
+            % (self.name, self.work_dir))
         sys.stdout.flush()
 
 

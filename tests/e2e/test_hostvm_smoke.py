@@ -16,7 +16,8 @@ memmap test, inside a throwaway host VM (persist_root: overlay on a virtio disk)
   d. 16 MiB of random data on the DAX file system (and a file on the
      persistent root) survive `kexec` into stage 2: new boot id, same sha256
 nvdimm test: the NVDIMM region gets labels (ndctl init-labels), a 256 MiB
-fsdax namespace yields /dev/pmem0, which mounts with dax.
+fsdax namespace yields /dev/pmem0, which mounts with dax; a file on it
+survives kexec (the namespace comes back from the labels).
 Timings (first serial line, libvirtd answering, first nested tick, kexec
 cycle, total) are printed at the end.
 """
@@ -44,7 +45,7 @@ STAGE_COMMON = r"""
 up() { read -r u _ < /proc/uptime; echo "$u"; }
 ok() { echo "VMU-STEP $1 ok uptime=$(up) $2"; }
 fail() { echo "VMU-STEP $1 FAIL $2"; exit 1; }
-run() { echo "+ $*"; "$@"; }
+run() { echo "+ $*" >&2; "$@"; }
 """
 
 STAGE_MEMMAP = "#!/bin/sh\n# hostvm smoke test, memmap variant\n" + STAGE_COMMON + r"""
@@ -129,24 +130,47 @@ esac
 
 STAGE_NVDIMM = "#!/bin/sh\n# hostvm smoke test, NVDIMM variant\n" + STAGE_COMMON + r"""
 echo "stage $VMU_STAGE boot_id=$VMU_BOOT_ID"
-run ls /sys/bus/nd/devices
-run ndctl list -RD
-run ndctl disable-region all || fail labels "disable-region"
-run ndctl init-labels all || fail labels "init-labels"
-run ndctl enable-region all || fail labels "enable-region"
-run ndctl list -RD
-ndctl list -R | grep -q '"size"' || fail labels "no region after init-labels"
-ok labels "region=$(ndctl list -R | tr -d ' \n')"
-run ndctl create-namespace -m fsdax -s 256M > /tmp/ns.json || fail namespace "create-namespace: $(cat /tmp/ns.json)"
-cat /tmp/ns.json
-[ -b /dev/pmem0 ] || fail namespace "no /dev/pmem0: $(ls /dev | grep -i pmem)"
-ok namespace "$(tr -d ' \n' < /tmp/ns.json)"
-run mkfs.ext4 -q -F -b 4096 /dev/pmem0 || fail fsdax "mkfs.ext4"
-mkdir -p /mnt/pmem
-run mount -o dax /dev/pmem0 /mnt/pmem || fail fsdax "mount -o dax: $(dmesg | tail -n 3)"
-m=$(grep ' /mnt/pmem ' /proc/mounts)
-case "$m" in *dax*) ok fsdax "$m" ;; *) fail fsdax "no dax: $m" ;; esac
-run umount /mnt/pmem
+case "$VMU_STAGE" in
+1)
+  run ls /sys/bus/nd/devices
+  run ndctl list -RD
+  # label-less, the whole region is one raw namespace: no room for another
+  run ndctl disable-region all || fail labels "disable-region"
+  run ndctl init-labels all || fail labels "init-labels"
+  run ndctl enable-region all || fail labels "enable-region"
+  run ndctl list -RD
+  avail=$(ndctl list -R | sed -n 's/.*"available_size":\([0-9]*\).*/\1/p' | head -n 1)
+  [ "${avail:-0}" -gt 0 ] || fail labels "region has no available space after init-labels: $(ndctl list -R)"
+  ok labels "available_size=$avail region=$(ndctl list -R | tr -d ' \n')"
+  run ndctl create-namespace -m fsdax -s 256M > /tmp/ns.json || fail namespace "create-namespace: $(cat /tmp/ns.json)"
+  cat /tmp/ns.json
+  [ -b /dev/pmem0 ] || fail namespace "no /dev/pmem0: $(ls /dev | grep -i pmem)"
+  grep -q '"blockdev":"pmem0"' /tmp/ns.json || fail namespace "unexpected: $(cat /tmp/ns.json)"
+  ok namespace "$(tr -d ' \n' < /tmp/ns.json)"
+  run mkfs.ext4 -q -F -b 4096 /dev/pmem0 || fail fsdax "mkfs.ext4"
+  mkdir -p /mnt/pmem
+  run mount -o dax /dev/pmem0 /mnt/pmem || fail fsdax "mount -o dax: $(dmesg | tail -n 3)"
+  m=$(grep ' /mnt/pmem ' /proc/mounts)
+  case "$m" in *dax*) ok fsdax "$m" ;; *) fail fsdax "no dax: $m" ;; esac
+  run dd if=/dev/urandom of=/mnt/pmem/blob bs=1M count=16 status=none || fail prekexec dd
+  sha256sum /mnt/pmem/blob | cut -d' ' -f1 > /shared/blob.sha256
+  sync
+  run umount /mnt/pmem || fail prekexec "umount"
+  ok prekexec "sha256=$(cat /shared/blob.sha256)"
+  /run/vmu/vmu-kexec 2
+  fail kexec "vmu-kexec returned"
+  ;;
+2)
+  run ndctl list -N
+  [ -b /dev/pmem0 ] || fail survived "no /dev/pmem0 after kexec: $(ndctl list -N)"
+  mkdir -p /mnt/pmem
+  run mount -o dax /dev/pmem0 /mnt/pmem || fail survived "mount -o dax after kexec"
+  sum=$(sha256sum /mnt/pmem/blob | cut -d' ' -f1)
+  [ "$sum" = "$(cat /shared/blob.sha256)" ] || fail survived "sha256 $sum != $(cat /shared/blob.sha256)"
+  ok survived "sha256=$sum"
+  run umount /mnt/pmem
+  ;;
+esac
 """
 
 
@@ -224,11 +248,18 @@ def test_nvdimm(work_root, keep):
         timing("nvdimm: stage running (VMU-BOOT)", t_boot)
         _, t_l = step(vm, "labels", 120)
         _, t_n = step(vm, "namespace", 120)
-        _, t_f = step(vm, "fsdax", 120)
+        step(vm, "fsdax", 120)
         timing("nvdimm: init-labels (from VMU-BOOT)", t_l - t_boot)
         timing("nvdimm: create-namespace", t_n - t_l)
-        vm.wait_for(r"^VMU-STAGE-END stage=1 rc=0", 60)
+        _, t_pre = step(vm, "prekexec", 120)
+        _, t_kx = vm.wait_for(r"^VMU-KEXEC stage=2", 60)
+        vm.wait_for(r"^VMU-BOOT stage=2 ", 180)
+        _, t_s = step(vm, "survived", 120)
+        timing("nvdimm: kexec cycle (umount done -> data verified)", t_s - t_pre)
+        vm.wait_for(r"^VMU-STAGE-END stage=2 rc=0", 60)
         assert vm.wait_exit(60) == 0
+        ids = vm.boot_ids()
+        assert [x[0] for x in ids] == ["1", "2"] and ids[0][1] != ids[1][1], "boot ids: %s" % ids
     timing("nvdimm: whole test", time.monotonic() - t0)
     if not keep:
         shutil.rmtree(wd, ignore_errors=True)
