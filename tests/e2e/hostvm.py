@@ -33,8 +33,8 @@ How the VM is put together
 * init2 finds the stage number in the kernel command line (`vmu_stage=N`,
   default 1) -- or in /shared/.vmu/next-stage if that file exists (it is
   consumed; for kexecs done by something that reuses the command line,
-  e.g. `vmupdate host-update --reuse-cmdline`) -- records the boot id (/shared/.vmu/boot_ids, one line
-  "<stage> <boot_id> <uptime>" per boot; `VMU-BOOT stage=N boot_id=...` on
+  e.g. `vmupdate host-update --reuse-cmdline`) -- records the boot id
+  (/shared/.vmu/boot_ids, one line "<stage> <boot_id> <uptime>" per boot; `VMU-BOOT stage=N boot_id=...` on
   the serial console), runs `/bin/sh /shared/stage.sh N` with its output
   appended to /shared/stage.log AND copied to the serial console, writes
   /shared/.vmu/stage-N.rc, prints `VMU-STAGE-END stage=N rc=RC` and powers
@@ -77,6 +77,24 @@ directory inside (and persists with persist_root). /etc/libvirt's
 configuration files (qemu.conf, libvirtd.conf, ...) stay visible; writing
 one copies it up into the overlay, the outer file is never touched (the 9p
 export is read-only).
+
+API (host side)
+---------------
+HostVM(work_dir, pmem="memmap"|"nvdimm"|None, pmem_size_mib=512 (nvdimm: 1024),
+       pmem_offset_mib=1024, mem_mib=3072, smp=2, persist_root=False, ...)
+  .start(stage_text, files={relpath: str | bytes | "@/host/file"})  boot, returns at once
+  .wait_for(regex, timeout, since=0) -> (re.Match, seconds since spawn)
+        on serial lines; raises VMFailed on a failure line (DEFAULT_FAIL:
+        `VMU-STEP x FAIL`, init fatal, kernel panic, non-zero stage end),
+        on QEMU exit or timeout
+  .wait_exit(timeout) -> QEMU exit code;  .stop() kills QEMU (also __exit__)
+  .shared (host path of /shared), .serial_path, .lines(), .mark(), .stage_log(),
+  .boot_ids() -> [(stage, boot_id, uptime)], .stage_rc(stage), .qmp(cmd),
+  .t_first_serial, .elapsed(), .dump_logs()
+require_prerequisites() raises Skip, skip_unless_ready() exits 77;
+build_initramfs(cache_dir, kver); find_kernel(); run(main) = vmtest.run.
+Markers on the console: VMU-INIT, VMU-BOOT stage=N boot_id=..., VMU-STAGE-START,
+VMU-STAGE-END stage=N rc=RC, VMU-KEXEC stage=N, VMU-STAY-UP, VMU-POWEROFF.
 
 Everything is logged with timestamps relative to the test start (vmtest.log).
 """
@@ -513,6 +531,11 @@ def build_initramfs(cache_dir, kver):
     with open(tmp, "wb") as f:
         f.write(data)
     os.rename(tmp, path)
+    for old in os.listdir(cache_dir):  # images of earlier versions, unused for a day
+        op = os.path.join(cache_dir, old)
+        if (old.startswith("initramfs-") and op != path
+                and time.time() - os.stat(op).st_mtime > 86400):
+            os.unlink(op)
     log("initramfs: built %s (%d KiB, %d modules: %s; skipped: %s) in %.2fs"
         % (path, len(data) // 1024, len(mods), " ".join(n for n, _ in mods),
            ", ".join(skipped) or "none", time.monotonic() - t))
@@ -542,7 +565,8 @@ class HostVM:
     pmem          "memmap" (legacy pmem via memmap=SIZE!OFFSET), "nvdimm"
                   (emulated NVDIMM, label area 128K) or None
     pmem_size_mib size of the memmap region / the NVDIMM (nvdimm default 1024)
-    pmem_offset_mib  physical start of the memmap region (inside low RAM)
+    pmem_offset_mib  physical start of the memmap region (inside low RAM; the
+                  region is taken from the VM's RAM, memmap's "!" type 12)
     mem_mib, smp  VM RAM and vCPUs (TCG)
     persist_root  overlay upper layer on an ext4 virtio disk instead of tmpfs
                   (survives kexec; fresh for every start() unless keep_disk)
@@ -565,6 +589,10 @@ class HostVM:
         self.pmem = pmem
         self.pmem_size_mib = pmem_size_mib or (1024 if pmem == "nvdimm" else 512)
         self.pmem_offset_mib = pmem_offset_mib
+        low_mib = mem_mib if mem_mib <= 2816 else 2048  # q35: >2.75 GiB -> 2 GiB below 4 GiB
+        if pmem == "memmap" and pmem_offset_mib + self.pmem_size_mib > low_mib:
+            raise ValueError("memmap region %dM@%dM is not inside the VM's low RAM"
+                             % (self.pmem_size_mib, pmem_offset_mib))
         self.mem_mib = mem_mib
         self.smp = smp
         self.persist_root = persist_root

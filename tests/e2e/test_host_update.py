@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""End-to-end: `vmupdate host-update` in a throwaway host VM (tests/e2e/hostvm.py).
+
+The host VM (QEMU TCG, this machine's kernel and root over 9p, legacy pmem from
+memmap=, root overlay on a disk so libvirt's and vmupdate's state persist) runs
+its own libvirtd with memory_backing_dir on a DAX mount of the pmem. Inside, the
+counter guest (nested TCG) is prepared and started. Then:
+  - host-update with a command line that lacks the pmem region: refused (exit 2),
+    nothing paused, the guest keeps running;
+  - host-update --dry-run: the plan, nothing paused;
+  - host-update for real: the guest is saved, the host VM kexecs into the same
+    kernel; stage 2 (what vmupdate-restore.service does at boot: libvirtd up,
+    `vmupdate restore --all`) restores it.
+Asserted from the logs: the host VM really rebooted (new boot id) and the guest
+continued (same boot id, counter continues, memory checksum unchanged).
+Exit 0 pass, 1 fail, 77 skipped."""
+import os
+import re
+import shutil
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hostvm  # noqa: E402
+import vmtest  # noqa: E402
+
+log = hostvm.log
+GUEST = "vmu-e2e-update"
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+STAGE = "#!/bin/sh\n" + r"""
+up() { read -r u _ < /proc/uptime; echo "$u"; }
+ok() { echo "VMU-STEP $1 ok uptime=$(up) $2"; }
+fail() { echo "VMU-STEP $1 FAIL $2"; exit 1; }
+run() { echo "+ $*" >&2; "$@"; }
+B=/shared/bin
+GUEST=@GUEST@
+V="virsh -c qemu:///system"
+SER=/shared/guest/counter.serial
+ticks() { n=$(grep -c '^VMUGUEST tick=' $SER 2>/dev/null); echo "${n:-0}"; }
+wait_ticks() {  # wait until $1 more tick lines appear
+  want=$(( $(ticks) + $1 )); i=0
+  until [ "$(ticks)" -ge $want ]; do
+    i=$((i+1)); [ $i -lt 1200 ] || fail "$2" "no tick: $(tail -n 3 $SER)"; sleep 0.1
+  done
+}
+start_libvirt() {
+  virtlogd -d || fail libvirtd "virtlogd -d"
+  setsid tini -s -- libvirtd > /shared/libvirtd-$VMU_STAGE.log 2>&1 < /dev/null &
+  i=0
+  until $V version > /tmp/version 2>&1; do
+    i=$((i+1)); [ $i -lt 900 ] || fail libvirtd "no answer: $(tail -n 3 /tmp/version)"; sleep 0.2
+  done
+}
+mkdir -p /mnt/pmem
+case "$VMU_STAGE" in
+1)
+  run mkfs.ext4 -q -F -b 4096 /dev/pmem0 || fail pmem mkfs
+  run mount -o dax /dev/pmem0 /mnt/pmem || fail pmem "mount -o dax"
+  grep -q ' /mnt/pmem .*dax' /proc/mounts || fail pmem "no dax: $(grep pmem /proc/mounts)"
+  mkdir -p /mnt/pmem/ram
+  sed -i '/^[[:space:]]*memory_backing_dir[[:space:]]*=/d' /etc/libvirt/qemu.conf
+  echo 'memory_backing_dir = "/mnt/pmem/ram"' >> /etc/libvirt/qemu.conf
+  run $B/vmupdate hook install --hook $B/vmupdate-hook || fail hook "hook install"
+  start_libvirt
+  ok libvirtd
+  run $V define /shared/guest/domain.xml || fail guest define
+  run $B/vmupdate prepare $GUEST || fail guest prepare
+  run $V start $GUEST || fail guest "start: $(tail -n 5 /var/log/libvirt/qemu/$GUEST.log)"
+  wait_ticks 3 guest
+  ok guest
+
+  nopmem=$(echo "$VMU_BASE_CMDLINE" | sed 's/memmap=[^ ]*//g')
+  $B/vmupdate host-update --kernel "$VMU_KERNEL" --initrd "$VMU_INITRD" --append "$nopmem vmu_stage=2" --yes \
+      > /shared/refused.out 2>&1
+  rc=$?
+  cat /shared/refused.out
+  [ $rc = 2 ] || fail refused "exit $rc"
+  grep -q 'lacks memmap=' /shared/refused.out || fail refused "no memmap offender named"
+  [ "$($V domstate $GUEST)" = running ] || fail refused "guest not running after the refusal"
+  wait_ticks 1 refused
+  ok refused
+
+  $B/vmupdate host-update --kernel "$VMU_KERNEL" --initrd "$VMU_INITRD" \
+      --append "$VMU_BASE_CMDLINE vmu_stage=2" --dry-run > /shared/dryrun.out 2>&1 || fail dryrun "$(cat /shared/dryrun.out)"
+  cat /shared/dryrun.out
+  [ "$($V domstate $GUEST)" = running ] || fail dryrun "guest not running after the dry run"
+  ok dryrun
+
+  wait_ticks 2 update
+  echo "VMU-HOST-UPDATE start"
+  $B/vmupdate host-update --kernel "$VMU_KERNEL" --initrd "$VMU_INITRD" \
+      --append "$VMU_BASE_CMDLINE vmu_stage=2" --yes 2>&1
+  fail update "host-update returned: exit $?"
+  ;;
+2)
+  echo "VMU-STAGE2 up"
+  run mount -o dax /dev/pmem0 /mnt/pmem || fail restore "mount -o dax after kexec"
+  start_libvirt
+  ok libvirtd2
+  # What vmupdate-restore.service does at boot.
+  $B/vmupdate restore --all --verbose > /shared/restore.out 2>&1
+  rc=$?
+  cat /shared/restore.out
+  [ $rc = 0 ] || fail restore "exit $rc"
+  ok restore
+  wait_ticks 3 continued
+  $B/vmupdate status
+  ok continued
+  ;;
+*) fail stage "unknown stage $VMU_STAGE" ;;
+esac
+"""
+
+
+def step(vm, name, timeout, since=0):
+    m, t = vm.wait_for(r"VMU-STEP %s ok\b(.*)" % name, timeout, since=since)
+    log("step %s ok at %.1fs" % (name, t))
+    return m, t
+
+
+def main():
+    hostvm.skip_unless_ready()
+    guest = vmtest.find_test_guest()
+    cli = os.environ.get("VMUPDATE_CLI", os.path.join(REPO, "build", "cli", "vmupdate"))
+    hook = os.environ.get("VMUPDATE_HOOK", os.path.join(REPO, "build", "hooks", "vmupdate-hook"))
+    for f in (cli, hook):
+        if not os.access(f, os.X_OK):
+            vmtest.skip("%s not built" % f)
+    work_root = os.environ.get("VMU_E2E_WORK", "/var/tmp/vmupdate-e2e")
+    wd = os.path.join(work_root, "host-update-%d" % os.getpid())
+    t0 = time.monotonic()
+    xml = vmtest.domain_xml(GUEST, "/shared/guest/counter-guest.elf", memory_mib=128, fill_mib=64,
+                            serial_log="/shared/guest/counter.serial")
+    with hostvm.HostVM(wd, pmem="memmap", pmem_size_mib=512, persist_root=True,
+                       cache_dir=os.path.join(work_root, "cache")) as vm:
+        vm.start(STAGE.replace("@GUEST@", GUEST), files={"guest/counter-guest.elf": "@" + guest, "guest/domain.xml": xml,
+                               "bin/vmupdate": "@" + cli, "bin/vmupdate-hook": "@" + hook})
+        step(vm, "libvirtd", 300)
+        step(vm, "guest", 300)
+        serial = vmtest.SerialLog(os.path.join(vm.shared, "guest", "counter.serial"))
+        step(vm, "refused", 120)
+        log("host-update without the pmem region on the new command line:\n" +
+            open(os.path.join(vm.shared, "refused.out")).read())
+        step(vm, "dryrun", 120)
+        log("host-update --dry-run:\n" + open(os.path.join(vm.shared, "dryrun.out")).read())
+        before = serial.last_tick()
+        _, t_update = vm.wait_for(r"^VMU-HOST-UPDATE start", 120)
+        m, t_kexec = vm.wait_for(r"saved (\d+) domain\(s\) in ([0-9.]+) s; state synced; kexec now", 300)
+        save_s = float(m.group(2))
+        assert m.group(1) == "1", m.group(0)
+        _, t_boot2 = vm.wait_for(r"^VMU-BOOT stage=2 boot_id=(\S+)", 300)
+        _, t_lv2 = step(vm, "libvirtd2", 300)
+        _, t_restored = step(vm, "restore", 300)
+        step(vm, "continued", 180)
+        after = serial.last_tick()
+        serial.assert_continued(before, after, consecutive=False)
+        restore_out = open(os.path.join(vm.shared, "restore.out")).read()
+        pause = re.search(r"guest paused ([0-9.]+) s", restore_out)
+        vm.wait_for(r"^VMU-STAGE-END stage=2 rc=0", 120)
+        assert vm.wait_exit(120) == 0
+        ids = vm.boot_ids()
+        assert [s for s, _, _ in ids] == ["1", "2"] and ids[0][1] != ids[1][1], \
+            "the host VM did not reboot into stage 2 with a new boot id: %s" % ids
+        log("RESULT host-update: save %.2f s (vmupdate), host-update command to kexec %.1f s, "
+            "kexec + boot + libvirtd up %.1f s (of which libvirtd start %.1f s), restore %.1f s; "
+            "guest pause (libvirt Suspended -> Resumed, across the kexec) %s s; whole test %.0f s"
+            % (save_s, t_kexec - t_update, t_lv2 - t_kexec, t_lv2 - t_boot2, t_restored - t_lv2,
+               pause.group(1) if pause else "?", time.monotonic() - t0))
+        log("restore output:\n" + restore_out)
+    shutil.rmtree(wd, ignore_errors=True)
+
+
+vmtest.run(main)
