@@ -1,5 +1,6 @@
 // vmupdate: the command-line tool. Parses arguments, calls libvmupdate, prints
 // results and errors, sets the exit code (0 ok, 1 failed, 2 refused/invalid).
+#include "pool_cmd.hpp"
 #include "vmupdate/domain_xml.hpp"
 #include "vmupdate/error.hpp"
 #include "vmupdate/host.hpp"
@@ -45,6 +46,9 @@ Commands:
               [--dry-run] [--yes] [--parallel N]
                          save every VM and kexec into kernel K; the VMs are
                          restored at boot by vmupdate-restore.service
+  pool list [--json]     pmem regions, namespaces, mounts and DAX state
+  pool create --size SIZE [--region R] [--mount DIR] [--fs ext4|xfs] [--configure-libvirt]
+                         make a DAX file system on pmem for guest RAM
   hook install [--hook PATH] | hook uninstall
                          link the libvirt hook into /etc/libvirt/hooks/qemu.d
 
@@ -129,9 +133,12 @@ int cmd_prepare(const Args& args) {
     auto dir = backing_dir_for(*conn, std::string(system_qemu_conf));
     if (!dir)
         std::cerr << "vmupdate: warning: " << dir.error().message() << '\n';
-    else if (*dir)
+    else if (*dir) {
         if (auto w = backing_dir_warning(**dir))
             std::cerr << "vmupdate: warning: " << *w << '\n';
+        if (auto w = pool_capacity_warning(*conn, **dir))
+            std::cerr << "vmupdate: warning: " << *w << '\n';
+    }
     return rc;
 }
 
@@ -521,6 +528,8 @@ int main(int argc, char** argv) {
         return cmd_translate(args);
     if (args.command == "prepare")
         return cmd_prepare(args);
+    if (args.command == "pool")
+        return vmupdate::cli::cmd_pool(args.rest);
     Paths paths;
     if (args.command == "save")
         return cmd_save(args, paths);

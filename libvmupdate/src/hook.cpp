@@ -3,6 +3,7 @@
 #include "fsutil.hpp"
 #include "vmupdate/domain_xml.hpp"
 #include "vmupdate/manifest.hpp"
+#include "vmupdate/pool.hpp"
 #include "vmupdate/qmp.hpp"
 #include "vmupdate/ram.hpp"
 #include "vmupdate/state.hpp"
@@ -222,11 +223,27 @@ void on_restore(Context& c, const DomainInfo& info, const StateDir& state,
     c.log("restoring a vmupdate save: attempt " + attempt + ", helper on " + socket);
 }
 
+// A cold start on a pmem pool: refuse a domain whose RAM does not fit, with the
+// pool and the sizes, rather than let QEMU die of SIGBUS when the pool fills.
+void check_fits(Context& c, const DomainInfo& info) {
+    auto backing = backing_dir(c.paths);
+    if (!backing)
+        return;
+    auto usage = pool_usage(*backing);
+    if (!usage || usage->kind != FsKind::dax)
+        return;
+    if (auto msg = would_not_fit(usage->free, info.memory_kib * 1024, usage->mount_point))
+        c.refuse(Error{Errc::refused, info.name, "cannot start on the pmem pool", *msg});
+}
+
 // start begin: put the preserved RAM where the restoring QEMU will open it.
 void on_start(Context& c, const DomainInfo& info, const StateDir& state) {
     auto loaded = state.load(info.uuid);
-    if (!loaded || !*loaded || (*loaded)->state != SaveState::restoring)
+    if (!loaded || !*loaded || (*loaded)->state != SaveState::restoring) {
+        // A restore reuses preserved RAM, already counted; a cold start needs room.
+        check_fits(c, info);
         return;
+    }
     Manifest m = **loaded;
     if (m.attempt.empty()) {
         c.refuse(Error{Errc::verify, info.name, m.last_error,

@@ -1,6 +1,7 @@
 #include "vmupdate/prepare.hpp"
 
 #include "vmupdate/domain_xml.hpp"
+#include "vmupdate/pool.hpp"
 
 namespace vmupdate {
 
@@ -62,6 +63,28 @@ std::optional<std::string> backing_dir_warning(const BackingDir& dir) {
            "), a disk filesystem: the kernel keeps writing guest RAM back to disk; put it on tmpfs "
            "(QEMU updates) or a DAX mount on pmem (kernel updates) in " +
            std::string(system_qemu_conf);
+}
+
+std::optional<std::string> pool_capacity_warning(const Connection& conn, const BackingDir& dir) {
+    if (dir.fs.kind != FsKind::dax)
+        return std::nullopt;
+    auto usage = pool_usage(dir.path);
+    auto doms = conn.domains();
+    if (!usage || !doms)
+        return std::nullopt;
+    std::uint64_t need = 0;
+    for (const auto& d : *doms) {
+        auto xml = d.inactive_xml();
+        auto info =
+            xml ? inspect_domain(*xml, d.name()) : Result<DomainInfo>(std::unexpected(xml.error()));
+        if (info && info->managed)
+            need += info->memory_kib * 1024;
+    }
+    if (need <= usage->total)
+        return std::nullopt;
+    return "the managed domains need " + format_size(need) + " of RAM together, the pmem pool " +
+           usage->mount_point + " holds " + format_size(usage->total) +
+           ": not all of them can run at once";
 }
 
 } // namespace vmupdate

@@ -39,4 +39,9 @@ struct BackingDir {
 /// home for guest RAM, or nullopt when it is fine.
 [[nodiscard]] std::optional<std::string> backing_dir_warning(const BackingDir& dir);
 
+/// A warning when the RAM of all managed domains together does not fit in the
+/// pmem pool (the DAX filesystem) holding the backing directory.
+[[nodiscard]] std::optional<std::string> pool_capacity_warning(const Connection& conn,
+                                                               const BackingDir& dir);
+
 } // namespace vmupdate

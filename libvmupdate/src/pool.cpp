@@ -1,0 +1,549 @@
+#include "vmupdate/pool.hpp"
+
+#include "fd.hpp"
+#include "fsutil.hpp"
+#include "ndctl.hpp"
+#include "process.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <fcntl.h>
+#include <filesystem>
+#include <functional>
+#include <iomanip>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+
+namespace vmupdate {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+std::vector<std::string> split(std::string_view s, char sep) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (true) {
+        size_t pos = s.find(sep, start);
+        out.emplace_back(s.substr(start, pos - start));
+        if (pos == std::string_view::npos)
+            return out;
+        start = pos + 1;
+    }
+}
+
+// mountinfo escapes blanks and backslashes in paths as \ooo octal.
+std::string unescape_octal(std::string_view s) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3' &&
+            s[i + 2] >= '0' && s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
+            out +=
+                static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+            i += 3;
+            continue;
+        }
+        out += s[i];
+    }
+    return out;
+}
+
+bool has_dax_option(std::string_view options) {
+    for (const auto& opt : split(options, ','))
+        if (opt == "dax" || opt == "dax=always")
+            return true;
+    return false;
+}
+
+Result<std::string> read_mountinfo() {
+    auto text = read_file("/proc/self/mountinfo", 16u << 20);
+    if (!text)
+        return std::unexpected(text.error());
+    return text;
+}
+
+// Device number of /dev/<name> when it is a block device.
+std::optional<dev_t> block_dev_number(const std::string& name) {
+    struct stat st {};
+    if (name.empty() || ::stat(("/dev/" + name).c_str(), &st) != 0 || !S_ISBLK(st.st_mode))
+        return std::nullopt;
+    return st.st_rdev;
+}
+
+// Steps to take back, in reverse order, unless the whole operation succeeded.
+class Undo {
+public:
+    Undo() = default;
+    Undo(const Undo&) = delete;
+    Undo& operator=(const Undo&) = delete;
+    ~Undo() {
+        for (auto it = steps_.rbegin(); it != steps_.rend(); ++it)
+            (*it)();
+    }
+    void add(std::function<void()> step) { steps_.push_back(std::move(step)); }
+    void dismiss() { steps_.clear(); }
+
+private:
+    std::vector<std::function<void()>> steps_;
+};
+
+const PmemRegion* find_region(const std::vector<PmemRegion>& regions, const std::string& name) {
+    for (const auto& r : regions)
+        if (r.device == name || r.device == "region" + name)
+            return &r;
+    return nullptr;
+}
+
+// The namespace of a label-less region that create_pool can use whole.
+const PmemNamespace* whole_namespace(const PmemRegion& r) {
+    for (const auto& n : r.namespaces)
+        if (!n.block_device.empty())
+            return &n;
+    return nullptr;
+}
+
+// Picks the region for a pool of `size` bytes: the named one, else the first
+// labelled region with room, else (no labelled region at all) the first
+// label-less one with an unmounted namespace.
+Result<const PmemRegion*> choose_region(const std::vector<PmemRegion>& regions, std::uint64_t size,
+                                        const std::optional<std::string>& name) {
+    if (regions.empty())
+        return fail(Errc::not_found, "pmem", "cannot create a pool",
+                    "this host has no pmem region (no NVDIMM, no memmap= region)");
+    if (name) {
+        if (const PmemRegion* r = find_region(regions, *name))
+            return r;
+        std::string names;
+        for (const auto& r : regions)
+            names += (names.empty() ? "" : ", ") + r.device;
+        return fail(Errc::not_found, *name, "cannot create a pool",
+                    "no such pmem region (there are: " + names + ")");
+    }
+    const PmemRegion* best_labelled = nullptr;
+    for (const auto& r : regions) {
+        if (!r.labelled || !r.enabled)
+            continue;
+        if (r.max_extent >= size)
+            return &r;
+        if (!best_labelled || r.max_extent > best_labelled->max_extent)
+            best_labelled = &r;
+    }
+    if (best_labelled)
+        return best_labelled; // too small: refused with its sizes by the caller
+    for (const auto& r : regions) {
+        const PmemNamespace* n = whole_namespace(r);
+        if (n && !n->mount)
+            return &r;
+    }
+    return fail(Errc::refused, "pmem", "cannot create a pool",
+                "every pmem namespace is in use already (see `vmupdate pool list`)");
+}
+
+Result<void> check_mount_point(const std::string& mount_point, std::string_view mountinfo) {
+    for (const auto& line : split(mountinfo, '\n')) {
+        auto f = split(line, ' ');
+        if (f.size() > 4 && unescape_octal(f[4]) == mount_point)
+            return fail(Errc::refused, mount_point, "cannot mount the pool here",
+                        "something is mounted on it already");
+    }
+    std::error_code ec;
+    auto st = fs::symlink_status(mount_point, ec);
+    if (ec || !fs::exists(st))
+        return {};
+    if (!fs::is_directory(st))
+        return fail(Errc::refused, mount_point, "cannot mount the pool here", "not a directory");
+    if (!fs::is_empty(mount_point, ec) || ec)
+        return fail(Errc::refused, mount_point, "cannot mount the pool here",
+                    "the directory is not empty (the mount would hide its files)");
+    return {};
+}
+
+// A label-less namespace is used whole and as it is: refuse when anything uses
+// it or it holds a file system (perhaps a pool with preserved guest RAM).
+Result<void> check_unused(const std::string& dev) {
+    Fd fd(::open(dev.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC));
+    if (!fd) {
+        if (errno == EBUSY)
+            return fail(Errc::refused, dev, "cannot create a pool",
+                        "the device is busy (mounted, or held by another program)");
+        return fail_errno(errno, dev, "cannot open the device");
+    }
+    fd.reset();
+    auto probe = run_process({"blkid", "-p", "-o", "value", "-s", "TYPE", dev}, 30s);
+    if (!probe)
+        return std::unexpected(probe.error());
+    // blkid -p: 0 a signature found, 2 nothing found.
+    if (probe->exit_code == 0) {
+        std::string type = probe->out.substr(0, probe->out.find('\n'));
+        return fail(
+            Errc::refused, dev, "cannot create a pool",
+            "it holds " +
+                (type.empty() ? std::string("a file system") : "an " + type + " file system") +
+                " already (an earlier pool? mount it instead, or erase it "
+                "with `wipefs -a " +
+                dev + "` if its data is not needed)");
+    }
+    if (probe->exit_code != 2)
+        return fail(Errc::system, dev, "cannot check the device for a file system",
+                    probe->err.empty() ? "blkid failed" : probe->err);
+    return {};
+}
+
+std::string trimmed(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+        s.pop_back();
+    return s;
+}
+
+} // namespace
+
+std::string_view to_string(FsType fs) {
+    return fs == FsType::xfs ? "xfs" : "ext4";
+}
+
+Result<std::uint64_t> parse_size(std::string_view text) {
+    std::uint64_t value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc{} || end == text.data())
+        return fail(Errc::invalid_input, std::string(text), "cannot read size",
+                    "expected a number with an optional K, M, G or T suffix");
+    std::string suffix(end, text.data() + text.size());
+    std::transform(suffix.begin(), suffix.end(), suffix.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    unsigned shift = 0;
+    if (suffix.empty() || suffix == "B")
+        shift = 0;
+    else if (suffix == "K" || suffix == "KB" || suffix == "KIB")
+        shift = 10;
+    else if (suffix == "M" || suffix == "MB" || suffix == "MIB")
+        shift = 20;
+    else if (suffix == "G" || suffix == "GB" || suffix == "GIB")
+        shift = 30;
+    else if (suffix == "T" || suffix == "TB" || suffix == "TIB")
+        shift = 40;
+    else
+        return fail(Errc::invalid_input, std::string(text), "cannot read size",
+                    "unknown suffix '" + suffix + "' (use K, M, G or T)");
+    if (shift && value > (UINT64_MAX >> shift))
+        return fail(Errc::invalid_input, std::string(text), "cannot read size", "too large");
+    return value << shift;
+}
+
+std::string format_size(std::uint64_t bytes) {
+    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    double v = static_cast<double>(bytes);
+    int u = 0;
+    while (v >= 1024 && u < 5) {
+        v /= 1024;
+        ++u;
+    }
+    std::ostringstream os;
+    os << std::fixed << std::setprecision(u == 0 ? 0 : 1) << v << ' ' << units[u];
+    return os.str();
+}
+
+std::optional<PoolMount> mount_of_device(std::string_view mountinfo, unsigned major,
+                                         unsigned minor) {
+    const std::string want = std::to_string(major) + ":" + std::to_string(minor);
+    for (const auto& line : split(mountinfo, '\n')) {
+        auto f = split(line, ' ');
+        // id parent maj:min root mount-point options [optional...] - fstype source super-options
+        size_t dash = 0;
+        for (size_t i = 6; i < f.size(); ++i)
+            if (f[i] == "-") {
+                dash = i;
+                break;
+            }
+        if (dash == 0 || f.size() < dash + 3 || f[2] != want)
+            continue;
+        PoolMount m;
+        m.mount_point = unescape_octal(f[4]);
+        m.fstype = f[dash + 1];
+        m.options = f[5];
+        if (dash + 3 < f.size())
+            m.options += "," + f[dash + 3];
+        m.dax = has_dax_option(m.options);
+        return m;
+    }
+    return std::nullopt;
+}
+
+Result<std::vector<PmemRegion>> list_pmem() {
+    auto regions = nd::read_regions();
+    if (!regions)
+        return regions;
+    auto mountinfo = read_mountinfo();
+    if (!mountinfo)
+        return std::unexpected(mountinfo.error());
+    for (auto& r : *regions)
+        for (auto& n : r.namespaces)
+            if (auto dev = block_dev_number(n.block_device))
+                n.mount = mount_of_device(*mountinfo, major(*dev), minor(*dev));
+    return regions;
+}
+
+Result<PoolCreated> create_pool(std::uint64_t size, std::optional<std::string> region,
+                                std::string mount_point, FsType fstype) {
+    if (mount_point.empty() || mount_point[0] != '/')
+        return fail(Errc::invalid_input, mount_point, "cannot create a pool",
+                    "the mount point must be an absolute path");
+    mount_point = fs::path(mount_point).lexically_normal().string();
+    while (mount_point.size() > 1 && mount_point.back() == '/')
+        mount_point.pop_back();
+    if (mount_point == "/")
+        return fail(Errc::invalid_input, mount_point, "cannot create a pool",
+                    "refusing to mount over /");
+
+    // Everything that can refuse happens before anything changes.
+    auto mountinfo = read_mountinfo();
+    if (!mountinfo)
+        return std::unexpected(mountinfo.error());
+    if (auto ok = check_mount_point(mount_point, *mountinfo); !ok)
+        return std::unexpected(ok.error());
+    auto regions = list_pmem();
+    if (!regions)
+        return std::unexpected(regions.error());
+    auto chosen = choose_region(*regions, size, region);
+    if (!chosen)
+        return std::unexpected(chosen.error());
+    const PmemRegion& r = **chosen;
+
+    PoolCreated out;
+    std::string dax_hint = "the kernel or the device lacks DAX support";
+    out.region = r.device;
+    out.mount_point = mount_point;
+    Undo undo;
+    if (r.labelled) {
+        if (size == 0)
+            return fail(Errc::invalid_input, r.device, "cannot create a pool",
+                        "a labelled region needs a size (--size)");
+        if (!r.enabled)
+            return fail(Errc::refused, r.device, "cannot create a pool",
+                        "the region is disabled (ndctl enable-region " + r.device + ")");
+        if (r.max_extent < size)
+            return fail(Errc::refused, r.device, "cannot create a pool",
+                        format_size(size) + " requested, but the region has only " +
+                            format_size(r.available) + " free of " + format_size(r.size) +
+                            " (largest free range " + format_size(r.max_extent) +
+                            "); nothing was changed");
+        // libndctl's create-namespace is a multi-step sysfs dance (seed, uuid,
+        // size, pfn seed, enable); ndctl(8) does it and prints the result.
+        auto created = run_checked({"ndctl", "create-namespace", "--mode=fsdax",
+                                    "--size=" + std::to_string(size), "--region=" + r.device},
+                                   120s);
+        if (!created) {
+            created.error().object = r.device;
+            created.error().step = "cannot create an fsdax namespace of " + format_size(size);
+            return std::unexpected(created.error());
+        }
+        auto json = nlohmann::json::parse(*created, nullptr, false);
+        if (json.is_discarded() || !json.is_object() || !json.contains("dev") ||
+            !json["dev"].is_string())
+            return fail(Errc::system, r.device, "cannot read ndctl create-namespace's output",
+                        *created);
+        out.namespace_dev = json["dev"].get<std::string>();
+        out.created_namespace = true;
+        undo.add([dev = out.namespace_dev] {
+            (void)run_process({"ndctl", "destroy-namespace", "--force", dev}, 60s);
+        });
+        // Read back what the kernel made (ndctl prints human-readable sizes).
+        auto after = list_pmem();
+        if (!after)
+            return std::unexpected(after.error());
+        for (const auto& ar : *after)
+            for (const auto& n : ar.namespaces)
+                if (n.device == out.namespace_dev) {
+                    out.block_device = n.block_device.empty() ? "" : "/dev/" + n.block_device;
+                    out.size = n.size;
+                }
+        if (out.block_device.empty())
+            return fail(Errc::verify, out.namespace_dev, "cannot create a pool",
+                        "the new namespace has no block device");
+    } else {
+        const PmemNamespace* n = whole_namespace(r);
+        if (!n)
+            return fail(Errc::refused, r.device, "cannot create a pool",
+                        "the label-less region has no enabled namespace");
+        if (n->mode != "fsdax" && n->mode != "raw")
+            return fail(Errc::refused, n->device, "cannot create a pool",
+                        "the namespace is in " + n->mode +
+                            " mode; a pool needs fsdax (label-less regions cannot be "
+                            "reconfigured here)");
+        if (n->mount)
+            return fail(Errc::refused, "/dev/" + n->block_device, "cannot create a pool",
+                        "the device is mounted on " + n->mount->mount_point);
+        if (size > n->size)
+            return fail(Errc::refused, r.device, "cannot create a pool",
+                        format_size(size) +
+                            " requested, but the label-less region's only "
+                            "namespace " +
+                            n->device + " has " + format_size(n->size) +
+                            " and cannot be extended; nothing was changed");
+        if (n->mode == "raw")
+            dax_hint = n->device + " is in raw mode, which has no DAX; an NVDIMM becomes divisible "
+                                   "into fsdax namespaces after `ndctl init-labels`";
+        out.namespace_dev = n->device;
+        out.block_device = "/dev/" + n->block_device;
+        out.size = n->size;
+        if (auto ok = check_unused(out.block_device); !ok)
+            return std::unexpected(ok.error());
+        out.notes.push_back(
+            r.device + " is label-less (" +
+            (r.provider.empty() ? std::string("no labels") : r.provider) +
+            "): it cannot be divided, so its whole namespace " + n->device + " (" +
+            format_size(n->size) + ", " + out.block_device + ") is used as it is" +
+            (size && size < n->size ? "; --size " + format_size(size) + " ignored" : ""));
+    }
+
+    const std::string fsname(to_string(fstype));
+    std::vector<std::string> mkfs =
+        fstype == FsType::ext4
+            // Without -b 4096 mke2fs picks 1 KiB blocks for small devices, which DAX cannot map.
+            ? std::vector<std::string>{"mkfs.ext4", "-q", "-F", "-b", "4096", out.block_device}
+            // Reflink and DAX exclude each other on the kernels this runs on.
+            : std::vector<std::string>{"mkfs.xfs", "-q", "-f", "-m", "reflink=0", out.block_device};
+    if (auto made = run_checked(mkfs, 600s); !made) {
+        made.error().object = out.block_device;
+        made.error().step = "cannot make an " + fsname + " file system";
+        return std::unexpected(made.error());
+    }
+    if (!out.created_namespace)
+        // The namespace held no signature before: leave it that way on failure,
+        // so that a retry is not refused for a file system of our own.
+        undo.add([dev = out.block_device] { (void)run_process({"wipefs", "-qa", dev}, 60s); });
+
+    // Directories this creates, deepest first, removed again (only if empty) on failure.
+    std::vector<fs::path> made_dirs;
+    std::error_code ec;
+    for (fs::path p = mount_point; !fs::exists(p, ec) && p != p.parent_path(); p = p.parent_path())
+        made_dirs.push_back(p);
+    if (!made_dirs.empty()) {
+        fs::create_directories(mount_point, ec);
+        if (ec)
+            return fail(Errc::system, mount_point, "cannot create the mount point", ec.message());
+        undo.add([made_dirs] {
+            std::error_code ignored;
+            for (const auto& d : made_dirs)
+                fs::remove(d, ignored);
+        });
+    }
+
+    auto mounted =
+        run_process({"mount", "-t", fsname, "-o", "dax", out.block_device, mount_point}, 120s);
+    if (!mounted)
+        return std::unexpected(mounted.error());
+    if (mounted->exit_code != 0)
+        return fail(Errc::refused, out.block_device, "cannot mount with DAX",
+                    trimmed(mounted->err) + " (" + dax_hint + "; the pool was taken back)");
+    undo.add([mount_point] { (void)run_process({"umount", mount_point}, 60s); });
+
+    auto info = read_mountinfo();
+    if (!info)
+        return std::unexpected(info.error());
+    auto dev = block_dev_number(out.block_device.substr(5));
+    auto m = dev ? mount_of_device(*info, major(*dev), minor(*dev)) : std::nullopt;
+    if (!m || !m->dax)
+        return fail(Errc::refused, out.block_device, "cannot mount with DAX",
+                    "the kernel mounted it without DAX (options: " + (m ? m->options : "?") +
+                        "); the pool was taken back");
+
+    out.backing_dir = mount_point + "/ram";
+    if (auto made = make_dir(out.backing_dir, 0755); !made)
+        return std::unexpected(made.error());
+    if (auto synced = fsync_path(mount_point); !synced)
+        return std::unexpected(synced.error());
+    out.conf_line = "memory_backing_dir = \"" + out.backing_dir + "\"";
+
+    // A UUID survives pmem device renumbering across boots.
+    std::string source = out.block_device;
+    if (auto uuid = run_checked({"blkid", "-o", "value", "-s", "UUID", out.block_device}, 30s);
+        uuid && !trimmed(*uuid).empty())
+        source = "UUID=" + trimmed(*uuid);
+    out.fstab_line = source + " " + mount_point + " " + fsname + " dax 0 0";
+    undo.dismiss();
+    return out;
+}
+
+std::string set_memory_backing_dir(std::string_view text, std::string_view dir) {
+    constexpr std::string_view key = "memory_backing_dir";
+    const std::string setting = std::string(key) + " = \"" + std::string(dir) + "\"";
+    std::string out;
+    bool replaced = false;
+    size_t pos = 0;
+    while (pos < text.size()) {
+        size_t nl = text.find('\n', pos);
+        size_t end = nl == std::string_view::npos ? text.size() : nl + 1;
+        std::string_view line = text.substr(pos, end - pos);
+        pos = end;
+        auto b = line.find_first_not_of(" \t");
+        std::string_view rest = b == std::string_view::npos ? "" : line.substr(b);
+        if (rest.starts_with(key)) {
+            auto after = rest.substr(key.size());
+            auto c = after.find_first_not_of(" \t");
+            if (c != std::string_view::npos && after[c] == '=') {
+                // Every active assignment gets the new value: libvirt reads the last.
+                out += setting;
+                out += line.ends_with('\n') ? "\n" : "";
+                replaced = true;
+                continue;
+            }
+        }
+        out += line;
+    }
+    if (!replaced) {
+        if (!out.empty() && !out.ends_with('\n'))
+            out += '\n';
+        out += setting + "\n";
+    }
+    return out;
+}
+
+Result<void> configure_libvirt(const std::string& qemu_conf_path, const std::string& dir) {
+    if (dir.empty() || dir[0] != '/' || dir.find_first_of("\"\n\\") != std::string::npos)
+        return fail(Errc::invalid_input, dir, "cannot configure libvirt",
+                    "memory_backing_dir must be an absolute path without quotes, "
+                    "backslashes or newlines");
+    std::string text;
+    mode_t mode = 0644;
+    auto current = read_file(qemu_conf_path, 4u << 20);
+    if (current) {
+        text = std::move(*current);
+        struct stat st {};
+        if (::stat(qemu_conf_path.c_str(), &st) == 0)
+            mode = st.st_mode & 07777;
+    } else if (current.error().code != Errc::not_found) {
+        return std::unexpected(current.error());
+    }
+    return write_file_atomic(qemu_conf_path, set_memory_backing_dir(text, dir), mode);
+}
+
+Result<PoolUsage> pool_usage(const std::string& backing_dir) {
+    auto info = filesystem_of(backing_dir);
+    if (!info)
+        return std::unexpected(info.error());
+    struct statvfs sv {};
+    if (::statvfs(info->mount_point.c_str(), &sv) != 0)
+        return fail_errno(errno, info->mount_point, "cannot read the pool's capacity");
+    PoolUsage u;
+    u.mount_point = info->mount_point;
+    u.fstype = info->fstype;
+    u.kind = info->kind;
+    u.total = static_cast<std::uint64_t>(sv.f_blocks) * sv.f_frsize;
+    u.free = static_cast<std::uint64_t>(sv.f_bavail) * sv.f_frsize;
+    return u;
+}
+
+std::optional<std::string> would_not_fit(std::uint64_t free_bytes, std::uint64_t need_bytes,
+                                         std::string_view pool) {
+    if (need_bytes <= free_bytes)
+        return std::nullopt;
+    return "pool " + std::string(pool) + " has " + format_size(free_bytes) + " free, " +
+           format_size(need_bytes) + " needed (" + format_size(need_bytes - free_bytes) + " short)";
+}
+
+} // namespace vmupdate
