@@ -139,7 +139,10 @@ def fill_high(path, size_mib):
     log("filled %d MiB of %s from the host in %.1fs" % (size_mib - LOW_MEM_MIB, path, time.monotonic() - t))
 
 
-def run_once(method, dom, save_major_minor):
+PHASES = {}  # size in GiB -> the last `vmupdate restore --verbose` phase lines
+
+
+def run_once(method, dom, save_major_minor, size):
     ev = Events(dom.name)
     mem = MemSampler()
     written0 = sectors_written(*save_major_minor)
@@ -154,7 +157,8 @@ def run_once(method, dom, save_major_minor):
     if method == "stock":
         vmtest.virsh("start", dom.name, timeout=600)
     else:
-        vmucli.check("restore", dom.name, timeout=600)
+        r = vmucli.check("restore", "--verbose", dom.name, timeout=600)
+        PHASES[size] = [l.strip() for l in r.stdout.splitlines() if l.startswith("  ")]
     t2 = time.monotonic()
     resumed = ev.wait("Resumed")
     suspended = ev.first("Suspended")
@@ -264,7 +268,7 @@ def main():
                 for run in range(args.runs):
                     order = ["stock", "vmupdate"] if run % 2 == 0 else ["vmupdate", "stock"]
                     for method in order:
-                        row = run_once(method, doms[method], save_dev)
+                        row = run_once(method, doms[method], save_dev, size)
                         row.update(size_gib=size, run=run + 1)
                         log("RESULT %s" % row)
                         rows.append(row)
@@ -276,6 +280,11 @@ def main():
                 w = csv.DictWriter(f, fieldnames=["vms", "run", "save_s", "restore_s", "total_s"])
                 w.writeheader()
                 w.writerows(fleet_rows)
+    with open(args.csv.replace(".csv", "-phases.txt"), "w") as f:
+        for size in sorted(PHASES):
+            f.write("%d GiB\n" % size)
+            for line in PHASES[size]:
+                f.write("  %s\n" % line)
     fields = ["size_gib", "method", "run", "pause_ms", "save_s", "restore_s", "image_bytes",
               "disk_written_bytes", "peak_extra_mem_bytes"]
     with open(args.csv, "w", newline="") as f:
