@@ -7,6 +7,7 @@
 #include "vmupdate/host_update.hpp"
 #include "vmupdate/libvirt.hpp"
 #include "vmupdate/orchestrate.hpp"
+#include "vmupdate/pool.hpp"
 #include "vmupdate/prepare.hpp"
 #include "vmupdate/version.hpp"
 
@@ -142,19 +143,6 @@ int cmd_prepare(const Args& args) {
     return rc;
 }
 
-std::string human_bytes(std::uint64_t b) {
-    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double v = static_cast<double>(b);
-    int u = 0;
-    while (v >= 1024 && u < 4) {
-        v /= 1024;
-        ++u;
-    }
-    std::ostringstream os;
-    os << std::fixed << std::setprecision(u == 0 ? 0 : 1) << v << ' ' << units[u];
-    return os.str();
-}
-
 std::string human_us(std::int64_t us) {
     std::ostringstream os;
     os << std::fixed << std::setprecision(3) << static_cast<double>(us) / 1e6 << " s";
@@ -236,8 +224,8 @@ int cmd_save(Args args, const Paths& paths) {
             continue;
         }
         warn(r->name, r->warnings);
-        std::cout << r->name << ": saved: device state " << human_bytes(r->image_bytes) << ", RAM "
-                  << human_bytes(r->ram_bytes) << " kept in its file (" << std::fixed
+        std::cout << r->name << ": saved: device state " << format_size(r->image_bytes) << ", RAM "
+                  << format_size(r->ram_bytes) << " kept in its file (" << std::fixed
                   << std::setprecision(2) << r->seconds << " s)\n";
     }
     if (names->empty())
@@ -339,9 +327,9 @@ int cmd_status(const Args& args, const Paths& paths) {
         std::cout << std::left << std::setw(24) << s.name << std::setw(9)
                   << (s.running ? "running" : "shut off") << std::setw(8)
                   << (s.managed ? "yes" : "no") << std::setw(34) << backing << std::setw(11)
-                  << human_bytes(s.ram_bytes) << std::setw(10)
+                  << format_size(s.ram_bytes) << std::setw(10)
                   << (s.save_state.empty() ? "-" : s.save_state) << std::setw(11)
-                  << (s.image_bytes ? human_bytes(*s.image_bytes) : "-")
+                  << (s.image_bytes ? format_size(*s.image_bytes) : "-")
                   << (s.last_pause_us ? human_us(*s.last_pause_us) : "-") << '\n';
         if (!s.last_error.empty())
             std::cout << "  last restore failed: " << s.last_error << '\n';
@@ -409,7 +397,7 @@ int cmd_host_update(Args args, const Paths& paths) {
               << "\n  command line: " << kexec.cmdline << "\n  save " << plan->domains.size()
               << " domain(s), at most " << *parallel << " at once:\n";
     for (const auto& d : plan->domains)
-        std::cout << "    " << d.name << ": RAM " << human_bytes(d.ram_bytes) << " on "
+        std::cout << "    " << d.name << ": RAM " << format_size(d.ram_bytes) << " on "
                   << d.filesystem << '\n';
     std::cout
         << "  then: vmupdate-restore.service (vmupdate restore --all) restores them at boot\n";
@@ -438,7 +426,7 @@ int cmd_host_update(Args args, const Paths& paths) {
     if (!saved)
         return report(saved.error());
     for (const auto& r : saved->saved)
-        std::cout << r.name << ": saved: device state " << human_bytes(r.image_bytes) << '\n';
+        std::cout << r.name << ": saved: device state " << format_size(r.image_bytes) << '\n';
     std::cout << "saved " << saved->saved.size() << " domain(s) in " << std::fixed
               << std::setprecision(2) << saved->seconds << " s; state synced; kexec now"
               << std::endl;

@@ -1,5 +1,7 @@
 #include "vmupdate/host.hpp"
 
+#include "mountinfo.hpp"
+
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
@@ -8,50 +10,6 @@
 
 namespace vmupdate {
 namespace {
-
-std::vector<std::string> split(std::string_view s, char sep) {
-    std::vector<std::string> out;
-    size_t start = 0;
-    while (true) {
-        size_t pos = s.find(sep, start);
-        out.emplace_back(s.substr(start, pos - start));
-        if (pos == std::string_view::npos)
-            return out;
-        start = pos + 1;
-    }
-}
-
-// mountinfo escapes blanks and backslashes in paths as \ooo octal.
-std::string unescape_mount_path(std::string_view s) {
-    std::string out;
-    for (size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '\\' && i + 3 < s.size()) {
-            int v = 0;
-            bool ok = true;
-            for (size_t k = 1; k <= 3; ++k) {
-                if (s[i + k] < '0' || s[i + k] > '7') {
-                    ok = false;
-                    break;
-                }
-                v = v * 8 + (s[i + k] - '0');
-            }
-            if (ok) {
-                out += static_cast<char>(v);
-                i += 3;
-                continue;
-            }
-        }
-        out += s[i];
-    }
-    return out;
-}
-
-bool has_dax_option(std::string_view options) {
-    for (const auto& opt : split(options, ','))
-        if (opt == "dax" || opt == "dax=always")
-            return true;
-    return false;
-}
 
 bool is_under(std::string_view path, std::string_view mount_point) {
     if (mount_point == "/")
@@ -130,31 +88,18 @@ Result<std::string> memory_backing_dir(const std::string& qemu_conf) {
 Result<FsInfo> filesystem_from_mountinfo(std::string_view mountinfo, std::string_view path) {
     FsInfo best;
     bool found = false;
-    std::istringstream in{std::string(mountinfo)};
-    std::string line;
     // Later lines are mounts stacked on top of earlier ones: the last, longest match wins.
-    while (std::getline(in, line)) {
-        auto fields = split(line, ' ');
-        size_t dash = 0;
-        for (size_t i = 6; i < fields.size(); ++i)
-            if (fields[i] == "-") {
-                dash = i;
-                break;
-            }
-        if (dash == 0 || fields.size() < dash + 3)
+    for (const MountEntry& m : parse_mountinfo(mountinfo)) {
+        if (!is_under(path, m.mount_point))
             continue;
-        std::string mount_point = unescape_mount_path(fields[4]);
-        if (!is_under(path, mount_point))
+        if (found && m.mount_point.size() < best.mount_point.size())
             continue;
-        if (found && mount_point.size() < best.mount_point.size())
-            continue;
-        best.mount_point = mount_point;
-        best.fstype = fields[dash + 1];
-        best.source = unescape_mount_path(fields[dash + 2]);
-        std::string super_options = dash + 3 < fields.size() ? fields[dash + 3] : "";
-        if (best.fstype == "tmpfs" || best.fstype == "ramfs")
+        best.mount_point = m.mount_point;
+        best.fstype = m.fstype;
+        best.source = m.source;
+        if (m.fstype == "tmpfs" || m.fstype == "ramfs")
             best.kind = FsKind::memory;
-        else if (has_dax_option(fields[5]) || has_dax_option(super_options))
+        else if (has_dax_option(m.options) || has_dax_option(m.super_options))
             best.kind = FsKind::dax;
         else
             best.kind = FsKind::disk;

@@ -2,6 +2,7 @@
 
 #include "fd.hpp"
 #include "fsutil.hpp"
+#include "mountinfo.hpp"
 #include "ndctl.hpp"
 #include "process.hpp"
 
@@ -24,41 +25,6 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
-
-std::vector<std::string> split(std::string_view s, char sep) {
-    std::vector<std::string> out;
-    size_t start = 0;
-    while (true) {
-        size_t pos = s.find(sep, start);
-        out.emplace_back(s.substr(start, pos - start));
-        if (pos == std::string_view::npos)
-            return out;
-        start = pos + 1;
-    }
-}
-
-// mountinfo escapes blanks and backslashes in paths as \ooo octal.
-std::string unescape_octal(std::string_view s) {
-    std::string out;
-    for (size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3' &&
-            s[i + 2] >= '0' && s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
-            out +=
-                static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
-            i += 3;
-            continue;
-        }
-        out += s[i];
-    }
-    return out;
-}
-
-bool has_dax_option(std::string_view options) {
-    for (const auto& opt : split(options, ','))
-        if (opt == "dax" || opt == "dax=always")
-            return true;
-    return false;
-}
 
 Result<std::string> read_mountinfo() {
     auto text = read_file("/proc/self/mountinfo", 16u << 20);
@@ -145,12 +111,10 @@ Result<const PmemRegion*> choose_region(const std::vector<PmemRegion>& regions, 
 }
 
 Result<void> check_mount_point(const std::string& mount_point, std::string_view mountinfo) {
-    for (const auto& line : split(mountinfo, '\n')) {
-        auto f = split(line, ' ');
-        if (f.size() > 4 && unescape_octal(f[4]) == mount_point)
+    for (const MountEntry& m : parse_mountinfo(mountinfo))
+        if (m.mount_point == mount_point)
             return fail(Errc::refused, mount_point, "cannot mount the pool here",
                         "something is mounted on it already");
-    }
     std::error_code ec;
     auto st = fs::symlink_status(mount_point, ec);
     if (ec || !fs::exists(st))
@@ -250,23 +214,15 @@ std::string format_size(std::uint64_t bytes) {
 std::optional<PoolMount> mount_of_device(std::string_view mountinfo, unsigned major,
                                          unsigned minor) {
     const std::string want = std::to_string(major) + ":" + std::to_string(minor);
-    for (const auto& line : split(mountinfo, '\n')) {
-        auto f = split(line, ' ');
-        // id parent maj:min root mount-point options [optional...] - fstype source super-options
-        size_t dash = 0;
-        for (size_t i = 6; i < f.size(); ++i)
-            if (f[i] == "-") {
-                dash = i;
-                break;
-            }
-        if (dash == 0 || f.size() < dash + 3 || f[2] != want)
+    for (const MountEntry& e : parse_mountinfo(mountinfo)) {
+        if (e.device != want)
             continue;
         PoolMount m;
-        m.mount_point = unescape_octal(f[4]);
-        m.fstype = f[dash + 1];
-        m.options = f[5];
-        if (dash + 3 < f.size())
-            m.options += "," + f[dash + 3];
+        m.mount_point = e.mount_point;
+        m.fstype = e.fstype;
+        m.options = e.options;
+        if (!e.super_options.empty())
+            m.options += "," + e.super_options;
         m.dax = has_dax_option(m.options);
         return m;
     }

@@ -1,6 +1,7 @@
 // The libvirt qemu hook, driven the way libvirtd drives it, on temporary
 // directories standing in for the host's.
 #include "fsutil.hpp"
+#include "temp_dir.hpp"
 #include "vmupdate/domain_xml.hpp"
 #include "vmupdate/hook.hpp"
 #include "vmupdate/host.hpp"
@@ -27,28 +28,7 @@ namespace {
 constexpr const char* uuid = "c7a5fdbd-edaf-9455-926a-d65c16db1809";
 constexpr const char* helper = "/bin/true";
 
-class TempDir {
-public:
-    TempDir() {
-        std::string templ = (fs::temp_directory_path() / "vmupdate-hook-XXXXXX").string();
-        if (char* p = ::mkdtemp(templ.data()))
-            path_ = p;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        if (!path_.empty())
-            fs::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    [[nodiscard]] const std::string& path() const { return path_; }
-    [[nodiscard]] std::string operator/(std::string_view name) const {
-        return path_ + "/" + std::string(name);
-    }
-
-private:
-    std::string path_;
-};
+using TempDir = vmupdate::testing::TempDir;
 
 void write_file(const std::string& path, const std::string& content) {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);

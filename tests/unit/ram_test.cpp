@@ -1,4 +1,5 @@
 // Guest RAM preservation: libvirt's RAM directory names and vmupdate's hard links.
+#include "temp_dir.hpp"
 #include "vmupdate/ram.hpp"
 
 #include <algorithm>
@@ -18,28 +19,7 @@ namespace {
 
 constexpr const char* uuid = "c7a5fdbd-edaf-9455-926a-d65c16db1809";
 
-class TempDir {
-public:
-    TempDir() {
-        std::string templ = (fs::temp_directory_path() / "vmupdate-ram-XXXXXX").string();
-        if (char* p = ::mkdtemp(templ.data()))
-            path_ = p;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        if (!path_.empty())
-            fs::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    [[nodiscard]] const std::string& path() const { return path_; }
-    [[nodiscard]] std::string operator/(std::string_view name) const {
-        return path_ + "/" + std::string(name);
-    }
-
-private:
-    std::string path_;
-};
+using TempDir = vmupdate::testing::TempDir;
 
 void write_file(const std::string& path, size_t size, char fill = 'x') {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);

@@ -1,5 +1,6 @@
 // The state directory and the crash-safe file helpers under it.
 #include "fsutil.hpp"
+#include "temp_dir.hpp"
 #include "vmupdate/state.hpp"
 
 #include <atomic>
@@ -23,28 +24,7 @@ constexpr const char* uuid1 = "c7a5fdbd-cdaf-9455-926a-d65c16db1809";
 constexpr const char* uuid2 = "00000000-0000-0000-0000-000000000001";
 constexpr const char* uuid3 = "ffffffff-0000-4000-8000-0123456789ab";
 
-class TempDir {
-public:
-    TempDir() {
-        std::string templ = (fs::temp_directory_path() / "vmupdate-state-XXXXXX").string();
-        if (char* p = ::mkdtemp(templ.data()))
-            path_ = p;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        if (!path_.empty())
-            fs::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    [[nodiscard]] const std::string& path() const { return path_; }
-    [[nodiscard]] std::string operator/(std::string_view name) const {
-        return path_ + "/" + std::string(name);
-    }
-
-private:
-    std::string path_;
-};
+using TempDir = vmupdate::testing::TempDir;
 
 mode_t mode_of(const std::string& path) {
     struct stat st {};
