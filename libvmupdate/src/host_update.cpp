@@ -3,6 +3,7 @@
 #include "fsutil.hpp"
 #include "vmupdate/domain_xml.hpp"
 #include "vmupdate/manifest.hpp"
+#include "vmupdate/pool.hpp"
 #include "vmupdate/ram.hpp"
 #include "vmupdate/state.hpp"
 
@@ -31,6 +32,24 @@ std::uint64_t dirty_bytes() {
         in.ignore(256, '\n');
     }
     return 0;
+}
+
+// The pool's view of a DAX mount: which pmem namespace and region hold it.
+// A DAX filesystem that is not on a pmem namespace (e.g. a brd ramdisk) does
+// not survive a kexec.
+Result<std::string> pmem_home(const std::optional<std::vector<PmemRegion>>& regions,
+                              const std::string& source) {
+    if (!regions)
+        return fail(Errc::verify, source, "cannot find the persistent memory",
+                    "pmem regions cannot be read");
+    std::string dev = source.substr(source.rfind('/') + 1);
+    for (const auto& r : *regions)
+        for (const auto& n : r.namespaces)
+            if (n.block_device == dev)
+                return n.device + " in " + r.device + " (" + r.provider +
+                       (r.labelled ? ", labelled)" : ", label-less)");
+    return fail(Errc::verify, source, "not persistent memory",
+                "no pmem namespace provides it, so it does not survive a kexec");
 }
 
 } // namespace
@@ -69,6 +88,9 @@ Result<HostUpdatePlan> plan_host_update(const Connection& conn, const Paths& pat
     if (!doms)
         return std::unexpected(doms.error());
     std::uint64_t disk_ram = 0;
+    std::optional<std::vector<PmemRegion>> regions;
+    if (auto r = list_pmem())
+        regions = std::move(*r);
     for (const auto& d : *doms) {
         if (!d.is_active().value_or(false))
             continue;
@@ -104,8 +126,16 @@ Result<HostUpdatePlan> plan_host_update(const Connection& conn, const Paths& pat
         case FsKind::disk:
             disk_ram += bytes;
             break;
-        case FsKind::dax:
+        case FsKind::dax: {
+            auto home = pmem_home(regions, fs->source);
+            if (!home) {
+                plan.offenders.push_back(d.name() + ": its RAM is on " + fs->mount_point + ": " +
+                                         home.error().message());
+                continue;
+            }
+            where += " on " + *home;
             break;
+        }
         }
         plan.domains.push_back(PlannedDomain{d.name(), bytes, where});
     }
