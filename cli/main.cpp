@@ -120,13 +120,13 @@ int cmd_prepare(const Args& args) {
         }
         if (p->changes.empty()) {
             std::cout << p->name << ": already prepared\n";
-            continue;
+        } else {
+            std::cout << p->name << ": prepared (";
+            for (size_t i = 0; i < p->changes.size(); ++i)
+                std::cout << (i ? "; " : "") << p->changes[i];
+            std::cout << ")\n";
         }
-        std::cout << p->name << ": prepared (";
-        for (size_t i = 0; i < p->changes.size(); ++i)
-            std::cout << (i ? "; " : "") << p->changes[i];
-        std::cout << ")\n";
-        if (p->running)
+        if (p->needs_cold_start)
             std::cout << p->name
                       << ": the domain is running: the change takes effect at its next cold start "
                          "(shut it down and start it; a reboot inside the guest is not enough)\n";

@@ -25,7 +25,13 @@ Result<Prepared> prepare_domain(const Connection& conn, std::string_view name) {
     if (!running)
         return std::unexpected(running.error());
 
-    Prepared out{dom->name(), std::move(translated->changes), *running};
+    // The running QEMU keeps the RAM it started with until a cold start.
+    bool live_shared = false;
+    if (*running)
+        if (auto live = dom->live_xml())
+            if (auto info = inspect_domain(*live, dom->name()))
+                live_shared = info->shared_file_ram && info->managed;
+    Prepared out{dom->name(), std::move(translated->changes), *running && !live_shared};
     if (out.changes.empty())
         return out;
     auto defined = conn.define(translated->xml);

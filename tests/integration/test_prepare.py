@@ -77,6 +77,9 @@ def main():
         r = vmupdate("prepare", dom.name)
         assert r.returncode == 0, r.stderr
         assert "next cold start" in r.stdout, r.stdout
+        # Prepared again while still running on anonymous RAM: still says so.
+        r = vmupdate("prepare", dom.name)
+        assert "already prepared" in r.stdout and "next cold start" in r.stdout, r.stdout
         assert vmtest.virsh("dumpxml", dom.name) == live_before, "live definition changed"
         assert not [b for b in dom.memory_backends() if b.get("qom-type") == "memory-backend-file"]
         assert "urn:vmupdate:domain:1" in vmtest.virsh("dumpxml", "--inactive", dom.name)

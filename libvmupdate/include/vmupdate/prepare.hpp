@@ -15,7 +15,7 @@ namespace vmupdate {
 struct Prepared {
     std::string name;
     std::vector<std::string> changes; ///< empty when the definition was already prepared
-    bool running{};                   ///< the change takes effect at the next cold start
+    bool needs_cold_start{};          ///< running with RAM not yet in a shared file
 };
 
 /// Translates the domain's persistent definition and redefines it. Refuses
