@@ -1,5 +1,6 @@
 #include "vmupdate/host_update.hpp"
 
+#include "domain_info.hpp"
 #include "fsutil.hpp"
 #include "vmupdate/domain_xml.hpp"
 #include "vmupdate/manifest.hpp"
@@ -94,9 +95,7 @@ Result<HostUpdatePlan> plan_host_update(const Connection& conn, const Paths& pat
     for (const auto& d : *doms) {
         if (!d.is_active().value_or(false))
             continue;
-        auto xml = d.live_xml();
-        auto info =
-            xml ? inspect_domain(*xml, d.name()) : Result<DomainInfo>(std::unexpected(xml.error()));
+        auto info = inspect(d, Definition::live);
         if (!info) {
             plan.offenders.push_back(d.name() + ": " + info.error().message());
             continue;

@@ -1,5 +1,6 @@
 #include "vmupdate/orchestrate.hpp"
 
+#include "domain_info.hpp"
 #include "fsutil.hpp"
 #include "vmupdate/domain_xml.hpp"
 #include "vmupdate/manifest.hpp"
@@ -98,40 +99,42 @@ struct Target {
     DomainInfo info;
 };
 
-// The live (or inactive) definition of a domain, checked for what save needs.
-Result<Target> running_managed(const Connection& conn, std::string_view name) {
-    auto dom = conn.lookup(name);
-    if (!dom)
-        return std::unexpected(dom.error());
-    auto active = dom->is_active();
+// The live definition of a domain, checked for what save needs.
+Result<Target> running_managed(Domain dom) {
+    auto active = dom.is_active();
     if (!active)
         return std::unexpected(active.error());
     if (!*active)
-        return fail(Errc::refused, dom->name(), "cannot save", "the domain is not running");
-    auto xml = dom->live_xml();
-    if (!xml)
-        return std::unexpected(xml.error());
-    auto info = inspect_domain(*xml, dom->name());
+        return fail(Errc::refused, dom.name(), "cannot save", "the domain is not running");
+    auto info = inspect(dom, Definition::live);
     if (!info)
         return std::unexpected(info.error());
     if (!info->managed || !info->shared_file_ram) {
-        auto persistent = dom->inactive_xml();
-        auto prepared = persistent ? inspect_domain(*persistent, dom->name())
-                                   : Result<DomainInfo>(std::unexpected(persistent.error()));
+        auto prepared = inspect(dom, Definition::persistent);
         if (prepared && prepared->managed)
             return fail(
-                Errc::refused, dom->name(), "cannot save",
+                Errc::refused, dom.name(), "cannot save",
                 "its running QEMU does not keep RAM in a shared file yet: the prepared definition "
                 "takes effect at the next cold start (shut it down and start it)");
-        return fail(Errc::refused, dom->name(), "cannot save",
-                    "vmupdate does not manage this domain: run 'vmupdate prepare " + dom->name() +
+        return fail(Errc::refused, dom.name(), "cannot save",
+                    "vmupdate does not manage this domain: run 'vmupdate prepare " + dom.name() +
                         "', then shut it down and start it");
     }
-    if (auto ok = check_domain_name(dom->name()); !ok)
+    if (auto ok = check_domain_name(dom.name()); !ok)
         return std::unexpected(ok.error());
-    if (!is_canonical_uuid(dom->uuid()))
-        return fail(Errc::refused, dom->name(), "cannot save", "libvirt reports no canonical UUID");
-    return Target{std::move(*dom), std::move(*info)};
+    return Target{std::move(dom), std::move(*info)};
+}
+
+// Takes the domain's lock (waiting a while for another vmupdate run); the UUID
+// names the lock file, so it must be canonical.
+Result<DomainLock> lock_domain(const StateDir& state, const Domain& dom, std::string_view step) {
+    if (!is_canonical_uuid(dom.uuid()))
+        return fail(Errc::refused, dom.name(), std::string(step),
+                    "libvirt reports no canonical UUID");
+    auto lock = state.lock(dom.uuid(), lock_wait);
+    if (!lock)
+        lock.error().object = dom.name();
+    return lock;
 }
 
 std::optional<std::int64_t> first_event(const EventWatch& events, const std::string& uuid,
@@ -153,17 +156,12 @@ Result<SaveReport> save_domain(const Connection& conn, const Paths& paths, std::
     auto found = conn.lookup(name);
     if (!found)
         return std::unexpected(found.error());
-    if (!is_canonical_uuid(found->uuid()))
-        return fail(Errc::refused, found->name(), "cannot save",
-                    "libvirt reports no canonical UUID");
     // Everything below is judged under the lock: a concurrent run may have
     // saved the domain while this one waited.
-    auto lock = state->lock(found->uuid(), lock_wait);
-    if (!lock) {
-        lock.error().object = found->name();
+    auto lock = lock_domain(*state, *found, "cannot save");
+    if (!lock)
         return std::unexpected(lock.error());
-    }
-    auto target = running_managed(conn, name);
+    auto target = running_managed(std::move(*found));
     if (!target)
         return std::unexpected(target.error());
     const Domain& dom = target->dom;
@@ -273,14 +271,9 @@ Result<RestoreReport> restore_domain(const Connection& conn, const Paths& paths,
     auto state = StateDir::open(paths.state_dir);
     if (!state)
         return std::unexpected(state.error());
-    if (!is_canonical_uuid(dom->uuid()))
-        return fail(Errc::refused, dom->name(), "cannot restore",
-                    "libvirt reports no canonical UUID");
-    auto lock = state->lock(dom->uuid(), lock_wait);
-    if (!lock) {
-        lock.error().object = dom->name();
+    auto lock = lock_domain(*state, *dom, "cannot restore");
+    if (!lock)
         return std::unexpected(lock.error());
-    }
     auto loaded = state->load(dom->uuid());
     if (!loaded)
         return std::unexpected(loaded.error());
@@ -450,10 +443,7 @@ Result<std::vector<std::string>> running_managed_domains(const Connection& conn)
         auto active = d.is_active();
         if (!active || !*active)
             continue;
-        auto xml = d.live_xml();
-        if (!xml)
-            continue;
-        auto info = inspect_domain(*xml, d.name());
+        auto info = inspect(d, Definition::live);
         if (info && info->managed)
             out.push_back(d.name());
     }
@@ -492,13 +482,11 @@ Result<std::vector<DomainStatus>> domain_status(const Connection& conn, const Pa
         s.name = d.name();
         s.uuid = d.uuid();
         s.running = d.is_active().value_or(false);
-        auto xml = s.running ? d.live_xml() : d.inactive_xml();
-        if (xml)
-            if (auto info = inspect_domain(*xml, d.name())) {
-                s.managed = info->managed;
-                s.shared_file_ram = info->shared_file_ram;
-                s.ram_bytes = info->memory_kib * 1024;
-            }
+        if (auto info = inspect(d, s.running ? Definition::live : Definition::persistent)) {
+            s.managed = info->managed;
+            s.shared_file_ram = info->shared_file_ram;
+            s.ram_bytes = info->memory_kib * 1024;
+        }
         if (s.shared_file_ram && backing) {
             s.backing_dir = *backing;
             if (fs) {

@@ -1,5 +1,6 @@
 #include "vmupdate/prepare.hpp"
 
+#include "domain_info.hpp"
 #include "vmupdate/domain_xml.hpp"
 #include "vmupdate/pool.hpp"
 
@@ -28,9 +29,8 @@ Result<Prepared> prepare_domain(const Connection& conn, std::string_view name) {
     // The running QEMU keeps the RAM it started with until a cold start.
     bool live_shared = false;
     if (*running)
-        if (auto live = dom->live_xml())
-            if (auto info = inspect_domain(*live, dom->name()))
-                live_shared = info->shared_file_ram && info->managed;
+        if (auto info = inspect(*dom, Definition::live))
+            live_shared = info->shared_file_ram && info->managed;
     Prepared out{dom->name(), std::move(translated->changes), *running && !live_shared};
     if (out.changes.empty())
         return out;
@@ -80,9 +80,7 @@ std::optional<std::string> pool_capacity_warning(const Connection& conn, const B
         return std::nullopt;
     std::uint64_t need = 0;
     for (const auto& d : *doms) {
-        auto xml = d.inactive_xml();
-        auto info =
-            xml ? inspect_domain(*xml, d.name()) : Result<DomainInfo>(std::unexpected(xml.error()));
+        auto info = inspect(d, Definition::persistent);
         if (info && info->managed)
             need += info->memory_kib * 1024;
     }
