@@ -153,6 +153,32 @@ Result<std::string> read_file(const std::string& path, std::size_t max) {
     return out;
 }
 
+Result<std::string> read_file_tail(const std::string& path, std::size_t max) {
+    Fd fd(open_retry(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
+        if (errno == ENOENT)
+            return fail(Errc::not_found, path, "cannot read file", std::strerror(ENOENT));
+        return fail_errno(errno, path, "cannot read file");
+    }
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0)
+        return fail_errno(errno, path, "cannot read file");
+    auto size = static_cast<std::uint64_t>(st.st_size);
+    if (size > max && ::lseek(fd.get(), static_cast<off_t>(size - max), SEEK_SET) < 0)
+        return fail_errno(errno, path, "cannot read file");
+    std::string out;
+    auto r = read_all(fd.get(), path, [&](std::string_view chunk) {
+        // The file may grow while it is read: keep the newest `max` bytes.
+        out += chunk;
+        if (out.size() > max)
+            out.erase(0, out.size() - max);
+        return true;
+    });
+    if (!r)
+        return std::unexpected(r.error());
+    return out;
+}
+
 Result<void> make_dir(const std::string& path, mode_t mode, std::optional<Owner> owner) {
     bool created = ::mkdir(path.c_str(), mode) == 0;
     if (!created && errno != EEXIST)

@@ -24,6 +24,10 @@ namespace vmupdate {
 /// when it is larger than `max` bytes.
 [[nodiscard]] Result<std::string> read_file(const std::string& path, std::size_t max);
 
+/// Reads the last `max` bytes of a file (all of it when smaller); Errc::not_found
+/// when it does not exist.
+[[nodiscard]] Result<std::string> read_file_tail(const std::string& path, std::size_t max);
+
 /// Owner and group for make_dir.
 struct Owner {
     uid_t uid;

@@ -427,9 +427,34 @@ Result<void> run_restore_helper(const Paths& paths, std::string_view uuid, std::
     log.push_back("x-ignore-shared on");
 
     // Wait for libvirt's incoming migration to finish loading the device state.
+    // Blocking on MIGRATION events (libvirt turns the "events" capability on before
+    // migrate-incoming) rather than polling keeps this monitor quiet while libvirt
+    // probes the new QEMU: every QMP command here would be one more the QEMU main
+    // loop serves in the middle of the guest's pause. A slow query-migrate covers a
+    // libvirt that runs without events.
     std::string status = "none";
+    std::int64_t setup_at = 0;
+    std::int64_t loaded_at = 0;
+    auto finished = [](const std::string& s) {
+        return s == "completed" || s == "failed" || s == "cancelled";
+    };
     auto deadline = std::chrono::steady_clock::now() + 10min;
-    while (std::chrono::steady_clock::now() < deadline) {
+    while (!finished(status) && std::chrono::steady_clock::now() < deadline) {
+        auto event = qmp->wait_event("MIGRATION", 250ms);
+        if (event) {
+            auto s = migration_status(event->data);
+            if (!s)
+                return record_failure(s.error());
+            status = *s;
+            std::int64_t at = event->at_us > 0 ? event->at_us : now_us();
+            if (status == "setup" && setup_at == 0)
+                setup_at = at;
+            if (finished(status))
+                loaded_at = at;
+            continue;
+        }
+        if (event.error().code != Errc::timeout)
+            return record_failure(event.error());
         auto r = qmp->execute("query-migrate");
         if (!r)
             return record_failure(r.error());
@@ -437,11 +462,9 @@ Result<void> run_restore_helper(const Paths& paths, std::string_view uuid, std::
         if (!s)
             return record_failure(s.error());
         status = *s;
-        if (status == "completed" || status == "failed" || status == "cancelled")
-            break;
-        std::this_thread::sleep_for(5ms);
+        if (finished(status))
+            loaded_at = now_us();
     }
-    std::int64_t loaded_at = now_us();
     log.push_back("incoming migration " + status);
     // A running VM must never keep the capability: a later migration to another
     // host would skip its RAM.
@@ -466,6 +489,8 @@ Result<void> run_restore_helper(const Paths& paths, std::string_view uuid, std::
         (*m)->state = SaveState::restored;
         (*m)->last_error.clear();
         (*m)->timeline.push_back({"helper-connected", connected_at});
+        if (setup_at > 0)
+            (*m)->timeline.push_back({"migration-setup", setup_at});
         (*m)->timeline.push_back({"loaded", loaded_at});
         if (auto ok = state->store(**m); !ok)
             return std::unexpected(ok.error());

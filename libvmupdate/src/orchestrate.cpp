@@ -1,6 +1,7 @@
 #include "vmupdate/orchestrate.hpp"
 
 #include "domain_info.hpp"
+#include "domain_log.hpp"
 #include "fsutil.hpp"
 #include "vmupdate/domain_xml.hpp"
 #include "vmupdate/manifest.hpp"
@@ -261,6 +262,32 @@ Result<SaveReport> save_domain(const Connection& conn, const Paths& paths, std::
     return report;
 }
 
+namespace {
+
+// The moment QEMU got libvirt's SIGTERM after the save and the moment libvirt started
+// the restoring QEMU, from the domain log (which libvirt keeps per domain name, checked
+// by the lookup). Without them the phases around them are merged, not invented.
+void add_domain_log_moments(const Paths& paths, const std::string& name,
+                            std::vector<TimePoint>& timeline) {
+    auto text = read_file_tail(paths.qemu_log_dir + "/" + name + ".log", 256 * 1024);
+    if (!text)
+        return;
+    auto moments = domain_log_moments(*text);
+    auto at = [&](std::string_view moment) -> std::int64_t {
+        auto it = std::find_if(timeline.rbegin(), timeline.rend(),
+                               [&](const TimePoint& t) { return t.name == moment; });
+        return it == timeline.rend() ? 0 : it->at_us;
+    };
+    if (std::int64_t suspended = at("suspended"); suspended > 0)
+        if (auto t = first_moment(moments, "qemu-terminating", suspended))
+            timeline.push_back({"qemu-terminating", *t});
+    if (std::int64_t begin = at("restore-begin"); begin > 0)
+        if (auto t = first_moment(moments, "qemu-starting", begin))
+            timeline.push_back({"qemu-starting", *t});
+}
+
+} // namespace
+
 Result<RestoreReport> restore_domain(const Connection& conn, const Paths& paths,
                                      std::string_view name, const EventWatch& events) {
     auto t0 = Clock::now();
@@ -340,6 +367,7 @@ Result<RestoreReport> restore_domain(const Connection& conn, const Paths& paths,
     }
     std::vector<TimePoint> timeline = m.timeline;
     timeline.insert(timeline.end(), local.begin(), local.end());
+    add_domain_log_moments(paths, dom->name(), timeline);
     report.phases = pause_phases(timeline);
     if (m.state != SaveState::restored)
         report.warnings.push_back("the restore helper did not report completion" +
@@ -367,21 +395,29 @@ Result<RestoreReport> restore_domain(const Connection& conn, const Paths& paths,
 
 namespace {
 
-// Runs fn(i) for i in [0, n) on up to `parallel` threads; libvirt connections
-// are thread-safe and each domain is guarded by its own lock.
+// Runs fn(connection, i) for i in [0, n) on up to `parallel` threads. Each extra
+// thread opens its own connection: libvirtd serves at most max_client_requests
+// (5 by default) calls of one client at a time, and a save or restore call lasts
+// its whole operation. Each domain is guarded by its own lock.
 template <typename R, typename Fn>
-std::vector<Result<R>> run_parallel(size_t n, unsigned parallel, Fn fn) {
+std::vector<Result<R>> run_parallel(const Connection& conn, size_t n, unsigned parallel, Fn fn) {
     std::vector<std::optional<Result<R>>> slots(n);
     std::atomic<size_t> next{0};
-    auto worker = [&] {
+    auto uri = conn.uri();
+    auto worker = [&](bool own_connection) {
+        std::optional<Connection> own;
+        if (own_connection && uri)
+            if (auto c = Connection::open(*uri))
+                own.emplace(std::move(*c));
+        const Connection& use = own ? *own : conn;
         for (size_t i = next++; i < n; i = next++)
-            slots[i].emplace(fn(i));
+            slots[i].emplace(fn(use, i));
     };
     {
         std::vector<std::jthread> threads;
         for (unsigned t = 1; t < std::max(1u, parallel) && t < n; ++t)
-            threads.emplace_back(worker);
-        worker();
+            threads.emplace_back(worker, true);
+        worker(false);
     }
     std::vector<Result<R>> out;
     out.reserve(n);
@@ -395,40 +431,48 @@ std::vector<Result<R>> run_parallel(size_t n, unsigned parallel, Fn fn) {
 std::vector<Result<SaveReport>> save_domains(const Connection& conn, const Paths& paths,
                                              const std::vector<std::string>& names,
                                              const EventWatch& events, unsigned parallel) {
-    return run_parallel<SaveReport>(names.size(), parallel, [&](size_t i) {
-        return save_domain(conn, paths, names[i], events);
-    });
+    return run_parallel<SaveReport>(
+        conn, names.size(), parallel,
+        [&](const Connection& c, size_t i) { return save_domain(c, paths, names[i], events); });
 }
 
 std::vector<Result<RestoreReport>> restore_domains(const Connection& conn, const Paths& paths,
                                                    const std::vector<std::string>& names,
                                                    const EventWatch& events, unsigned parallel) {
-    return run_parallel<RestoreReport>(names.size(), parallel, [&](size_t i) {
-        return restore_domain(conn, paths, names[i], events);
-    });
+    return run_parallel<RestoreReport>(
+        conn, names.size(), parallel,
+        [&](const Connection& c, size_t i) { return restore_domain(c, paths, names[i], events); });
 }
 
 std::vector<Phase> pause_phases(const std::vector<TimePoint>& timeline) {
     // The moments in the order they happen, each naming the phase that ends there.
     static constexpr std::pair<std::string_view, std::string_view> order[] = {
         {"suspended", ""},
-        {"stopped", "save device state, QEMU exit"},
+        {"qemu-terminating", "device state saved to the image"},
+        {"stopped", "QEMU exit, seen by libvirt's 200 ms kill poll"},
         {"saved", "libvirt teardown, vmupdate save checks"},
         {"restore-command", "between save and restore"},
         {"restore-begin", "vmupdate restore checks, libvirt reads the image"},
-        {"helper-connected", "libvirt prepares the domain, QEMU launch"},
-        {"loaded", "libvirt sets up QEMU, state load"},
-        {"resumed", "resume"},
+        {"qemu-starting", "libvirt prepares the domain (hooks)"},
+        {"helper-connected", "QEMU launch and initialisation"},
+        {"migration-setup", "libvirt probes the new QEMU (CPU features)"},
+        {"loaded", "device state load"},
+        {"resumed", "started hook, resume"},
     };
     std::vector<Phase> out;
     std::optional<std::int64_t> last;
+    // A missing moment merges the two phases around it rather than misnaming one.
+    std::string pending;
     for (const auto& [moment, phase] : order) {
+        if (last && !phase.empty())
+            pending += (pending.empty() ? "" : " + ") + std::string(phase);
         auto it = std::find_if(timeline.rbegin(), timeline.rend(),
                                [&](const TimePoint& t) { return t.name == moment && t.at_us > 0; });
         if (it == timeline.rend())
             continue;
-        if (last && !phase.empty())
-            out.push_back(Phase{std::string(phase), it->at_us - *last});
+        if (last && !pending.empty())
+            out.push_back(Phase{pending, it->at_us - *last});
+        pending.clear();
         last = it->at_us;
     }
     return out;

@@ -95,8 +95,20 @@ std::string excerpt(std::string_view text) {
 
 struct QueuedEvent {
     std::string name;
-    std::string data;
+    QmpEvent event;
 };
+
+// QEMU stamps every event {"seconds": S, "microseconds": U}; 0 when it is missing.
+std::int64_t event_time_us(const json& j) {
+    auto ts = j.find("timestamp");
+    if (ts == j.end() || !ts->is_object())
+        return 0;
+    auto s = ts->find("seconds");
+    auto us = ts->find("microseconds");
+    if (s == ts->end() || us == ts->end() || !s->is_number_integer() || !us->is_number_integer())
+        return 0;
+    return s->get<std::int64_t>() * 1000000 + us->get<std::int64_t>();
+}
 
 } // namespace
 
@@ -207,7 +219,8 @@ struct QmpClient::Impl {
         if (name == nullptr)
             return false;
         auto data = j.find("data");
-        events.push_back({*name, data == j.end() ? std::string("{}") : dump(*data)});
+        events.push_back(
+            {*name, {data == j.end() ? std::string("{}") : dump(*data), event_time_us(j)}});
         if (events.size() > max_queued_events)
             events.pop_front();
         return true;
@@ -329,16 +342,16 @@ Result<std::string> QmpClient::execute(std::string_view command, std::string_vie
     return impl_->execute(command, arguments_json, deadline_after(timeout), timeout);
 }
 
-Result<std::string> QmpClient::wait_event(std::string_view name, milliseconds timeout) {
+Result<QmpEvent> QmpClient::wait_event(std::string_view name, milliseconds timeout) {
     auto deadline = deadline_after(timeout);
     std::string step = "QMP event " + std::string(name) + " did not arrive";
     auto& events = impl_->events;
     if (auto it = std::find_if(events.begin(), events.end(),
                                [&](const QueuedEvent& e) { return e.name == name; });
         it != events.end()) {
-        std::string data = std::move(it->data);
+        QmpEvent e = std::move(it->event);
         events.erase(it);
-        return data;
+        return e;
     }
     if (auto ok = impl_->check_usable(step); !ok)
         return std::unexpected(ok.error());
@@ -350,9 +363,9 @@ Result<std::string> QmpClient::wait_event(std::string_view name, milliseconds ti
         if (!impl_->queue_if_event(*message))
             continue;
         if (events.back().name == name) {
-            std::string data = std::move(events.back().data);
+            QmpEvent e = std::move(events.back().event);
             events.pop_back();
-            return data;
+            return e;
         }
     }
 }

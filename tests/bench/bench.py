@@ -139,7 +139,29 @@ def fill_high(path, size_mib):
     log("filled %d MiB of %s from the host in %.1fs" % (size_mib - LOW_MEM_MIB, path, time.monotonic() - t))
 
 
-PHASES = {}  # size in GiB -> the last `vmupdate restore --verbose` phase lines
+PHASES = {}  # size in GiB -> one [(phase, ms), ...] per vmupdate run, from `restore --verbose`
+PHASE_RE = re.compile(r"^  (.*\S)\s+([0-9.]+) ms$")
+
+
+def settle():
+    """Lets the previous run's writeback and page-cache churn finish, untimed, so
+    that neither method pays for the other's disk traffic."""
+    subprocess.run(["sync"], check=True)
+    t = time.monotonic() + 60
+    while time.monotonic() < t:
+        with open("/proc/meminfo") as f:
+            kb = {l.split(":")[0]: int(l.split()[1]) for l in f}
+        if kb.get("Dirty", 0) + kb.get("Writeback", 0) < 16 * 1024:
+            break
+        time.sleep(0.2)
+    time.sleep(1)
+
+
+def busy_cpu_s():
+    """CPU seconds the whole machine spent busy since boot (all cores)."""
+    with open("/proc/stat") as f:
+        p = [int(x) for x in f.readline().split()[1:]]
+    return (sum(p) - p[3] - p[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def run_once(method, dom, save_major_minor, size):
@@ -158,7 +180,8 @@ def run_once(method, dom, save_major_minor, size):
         vmtest.virsh("start", dom.name, timeout=600)
     else:
         r = vmucli.check("restore", "--verbose", dom.name, timeout=600)
-        PHASES[size] = [l.strip() for l in r.stdout.splitlines() if l.startswith("  ")]
+        PHASES.setdefault(size, []).append(
+            [(m.group(1), float(m.group(2))) for m in map(PHASE_RE.match, r.stdout.splitlines()) if m])
     t2 = time.monotonic()
     resumed = ev.wait("Resumed")
     suspended = ev.first("Suspended")
@@ -168,13 +191,15 @@ def run_once(method, dom, save_major_minor, size):
     written = (sectors_written(*save_major_minor) - written0) * 512
     after = dom.serial.wait_for_tick(before.tick + 1, timeout=120)
     assert after.id == before.id and after.sum == before.sum, "guest did not continue"
+    settle()
     return {"method": method, "pause_ms": round((resumed - suspended) * 1000, 1),
             "save_s": round(t1 - t0, 3), "restore_s": round(t2 - t1, 3), "image_bytes": image,
             "disk_written_bytes": written, "peak_extra_mem_bytes": extra}
 
 
 def fleet(kernel, n, runs):
-    """One VM saved and restored, then n VMs with one `--all` call each way."""
+    """Save and restore of 1, 2 and n VMs, each group with one call each way, and
+    the CPU time the whole machine spent on the restore."""
     rows = []
     doms = [vmtest.TestDomain(kernel, tag="fleet%d" % i, memory_mib=256, fill_mib=64, check_mib=16, start=False)
             for i in range(n)]
@@ -188,27 +213,87 @@ def fleet(kernel, n, runs):
         for d in doms:
             d.serial.wait_for_tick(1, timeout=300)
         for run in range(runs):
-            t0 = time.monotonic()
-            vmucli.check("save", doms[0].name)
-            t1 = time.monotonic()
-            vmucli.check("restore", doms[0].name)
-            t2 = time.monotonic()
-            rows.append({"vms": 1, "run": run + 1, "save_s": round(t1 - t0, 3), "restore_s": round(t2 - t1, 3),
-                         "total_s": round(t2 - t0, 3)})
-            t0 = time.monotonic()
-            vmucli.check("save", "--all", "--parallel", str(n))
-            t1 = time.monotonic()
-            vmucli.check("restore", "--all", "--parallel", str(n))
-            t2 = time.monotonic()
-            rows.append({"vms": n, "run": run + 1, "save_s": round(t1 - t0, 3), "restore_s": round(t2 - t1, 3),
-                         "total_s": round(t2 - t0, 3)})
-            log("FLEET %s" % rows[-2:])
-            for d in doms:
-                d.serial.wait_for_tick(d.serial.last_tick().tick + 1, timeout=120)
+            for k in sorted({1, min(2, n), n}):
+                # All n through `--all`, as an operator would; fewer by name.
+                names = ["--all"] if k == n else [d.name for d in doms[:k]]
+                settle()
+                t0 = time.monotonic()
+                vmucli.check("save", "--parallel", str(k), *names)
+                t1 = time.monotonic()
+                cpu0 = busy_cpu_s()
+                vmucli.check("restore", "--parallel", str(k), *names)
+                t2 = time.monotonic()
+                cpu = busy_cpu_s() - cpu0
+                rows.append({"vms": k, "run": run + 1, "save_s": round(t1 - t0, 3), "restore_s": round(t2 - t1, 3),
+                             "total_s": round(t2 - t0, 3), "restore_cpu_s": round(cpu, 2)})
+                log("FLEET %s" % rows[-1])
+                for d in doms[:k]:
+                    d.serial.wait_for_tick(d.serial.last_tick().tick + 1, timeout=120)
     finally:
         for d in reversed(entered):
             d.__exit__(None, None, None)
     return rows
+
+
+def probe_cost():
+    """What libvirt's guest-CPU probe costs QEMU on its own: one qom-get per boolean
+    property of the first vCPU, as libvirt 11.3 sends them to QEMU 10.0 during every
+    start, timed against a bare QEMU (no libvirt) started as libvirt would for a restore."""
+    import json
+    import socket
+    sock = "/run/vmupdate-bench-probe.sock"
+    if os.path.exists(sock):
+        os.unlink(sock)
+    t0 = time.monotonic()
+    qemu = subprocess.Popen(["qemu-system-x86_64", "-machine", "pc,accel=tcg", "-m", "256", "-nodefaults",
+                             "-nographic", "-S", "-qmp", "unix:%s,server=on,wait=off" % sock],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        s = socket.socket(socket.AF_UNIX)
+        while True:
+            try:
+                s.connect(sock)
+                break
+            except OSError:
+                time.sleep(0.001)
+        f = s.makefile("rw")
+        f.readline()
+        t_up = time.monotonic() - t0
+
+        def cmd(name, args=None):
+            f.write(json.dumps({"execute": name, "arguments": args or {}}) + "\n")
+            f.flush()
+            while True:
+                r = json.loads(f.readline())
+                if "return" in r or "error" in r:
+                    return r
+
+        cmd("qmp_capabilities")
+        path = "/machine/unattached/device[0]"
+        props = [p["name"] for p in cmd("qom-list", {"path": path})["return"] if p["type"] == "bool"]
+        tick = os.sysconf("SC_CLK_TCK")
+
+        def qemu_cpu():
+            with open("/proc/%d/stat" % qemu.pid) as st:
+                p = st.read().rsplit(")", 1)[1].split()
+            return (int(p[11]) + int(p[12])) / tick
+
+        q0 = qemu_cpu()
+        t = time.monotonic()
+        for p in props:
+            cmd("qom-get", {"path": path, "property": p})
+        wall = time.monotonic() - t
+        q1 = qemu_cpu()
+        cmd("quit")
+        qemu.wait(timeout=10)
+        return {"qom_gets": len(props), "probe_wall_ms": round(wall * 1000, 1),
+                "probe_qemu_cpu_ms": round((q1 - q0) * 1000, 1), "qemu_up_ms": round(t_up * 1000, 1)}
+    finally:
+        if qemu.poll() is None:
+            qemu.kill()
+            qemu.wait()
+        if os.path.exists(sock):
+            os.unlink(sock)
 
 
 class BenchEnv:
@@ -238,7 +323,7 @@ class BenchEnv:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1,2,4,8", help="guest sizes in GiB")
-    ap.add_argument("--runs", type=int, default=3, help="runs per method and size")
+    ap.add_argument("--runs", type=int, default=5, help="runs per method and size")
     ap.add_argument("--csv", default="bench-results.csv")
     ap.add_argument("--fleet", type=int, default=10, help="VMs for the save/restore --all run (0: skip)")
     args, _ = ap.parse_known_args()
@@ -277,14 +362,25 @@ def main():
         if args.fleet:
             fleet_rows = fleet(kernel, args.fleet, args.runs)
             with open(args.csv.replace(".csv", "-fleet.csv"), "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=["vms", "run", "save_s", "restore_s", "total_s"])
+                w = csv.DictWriter(f, fieldnames=["vms", "run", "save_s", "restore_s", "total_s", "restore_cpu_s"])
                 w.writeheader()
                 w.writerows(fleet_rows)
+    probes = [probe_cost() for _ in range(5)]
+    log("PROBE %s" % probes)
+    with open(args.csv.replace(".csv", "-probe.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(probes[0]))
+        w.writeheader()
+        w.writerows(probes)
+    # Median of each phase over the runs of a size, in the order the phases happen.
     with open(args.csv.replace(".csv", "-phases.txt"), "w") as f:
         for size in sorted(PHASES):
-            f.write("%d GiB\n" % size)
-            for line in PHASES[size]:
-                f.write("  %s\n" % line)
+            names = []
+            for run in PHASES[size]:
+                names += [n for n, _ in run if n not in names]
+            f.write("%d GiB (median of %d runs)\n" % (size, len(PHASES[size])))
+            for n in names:
+                vals = [ms for run in PHASES[size] for name, ms in run if name == n]
+                f.write("  %-56s %7.1f ms\n" % (n, statistics.median(vals)))
     fields = ["size_gib", "method", "run", "pause_ms", "save_s", "restore_s", "image_bytes",
               "disk_written_bytes", "peak_extra_mem_bytes"]
     with open(args.csv, "w", newline="") as f:

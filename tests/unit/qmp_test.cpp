@@ -326,12 +326,13 @@ TEST(QmpClient, QueuesEventsArrivingBeforeTheReply) {
     // Oldest first, per name; events without data give an empty object.
     auto first = client->wait_event("MIGRATION", 200ms);
     ASSERT_TRUE(first) << first.error().message();
-    EXPECT_EQ(migration_status(*first).value(), "setup");
-    EXPECT_EQ(client->wait_event("STOP", 0ms).value(), "{}");
+    EXPECT_EQ(migration_status(first->data).value(), "setup");
+    EXPECT_EQ(client->wait_event("STOP", 0ms).value().data, "{}");
     auto second = client->wait_event("MIGRATION", 0ms);
     ASSERT_TRUE(second) << second.error().message();
-    EXPECT_EQ(migration_status(*second).value(), "active");
-    EXPECT_EQ(json::parse(client->wait_event("MIGRATION_PASS", 0ms).value()),
+    EXPECT_EQ(migration_status(second->data).value(), "active");
+    EXPECT_EQ(second->at_us, 1700000000000003);
+    EXPECT_EQ(json::parse(client->wait_event("MIGRATION_PASS", 0ms).value().data),
               json::parse(R"({"pass": 1})"));
 
     // The queue is empty now and the peer silent.
@@ -349,6 +350,7 @@ TEST(QmpClient, WaitEventReadsFromTheSocket) {
         p.negotiate();
         std::this_thread::sleep_for(50ms);
         p.send(R"({"timestamp": {"seconds": 1700000000, "microseconds": 5}, "event": "RESUME"})");
+        p.send(R"({"event": "STOP"})");
         std::string event(migration_completed_event);
         p.send_raw(event.substr(0, 40));
         std::this_thread::sleep_for(30ms);
@@ -359,9 +361,15 @@ TEST(QmpClient, WaitEventReadsFromTheSocket) {
     ASSERT_TRUE(client) << client.error().message();
     auto data = client->wait_event("MIGRATION", 2s);
     ASSERT_TRUE(data) << data.error().message();
-    EXPECT_EQ(migration_status(*data).value(), "completed");
+    EXPECT_EQ(migration_status(data->data).value(), "completed");
     // RESUME came first and was kept.
-    EXPECT_EQ(client->wait_event("RESUME", 0ms).value(), "{}");
+    auto resume = client->wait_event("RESUME", 0ms);
+    ASSERT_TRUE(resume) << resume.error().message();
+    EXPECT_EQ(resume->data, "{}");
+    EXPECT_EQ(resume->at_us, 1700000000000005);
+    EXPECT_EQ(data->at_us, 1700000000000001);
+    // An event without a timestamp has none.
+    EXPECT_EQ(client->wait_event("STOP", 0ms).value().at_us, 0);
 }
 
 TEST(QmpClient, TimesOutWhenThePeerIsSilent) {

@@ -207,6 +207,19 @@ TEST(FsUtil, ReadFile) {
     EXPECT_EQ(missing.error().object, dir / "missing");
 }
 
+TEST(FsUtil, ReadFileTail) {
+    TempDir dir;
+    std::string file = dir / "f";
+    ASSERT_TRUE(write_file_atomic(file, "0123456789", 0600));
+    EXPECT_EQ(read_file_tail(file, 4).value(), "6789");
+    EXPECT_EQ(read_file_tail(file, 10).value(), "0123456789");
+    EXPECT_EQ(read_file_tail(file, 100).value(), "0123456789");
+    EXPECT_EQ(read_file_tail(file, 0).value(), "");
+    auto missing = read_file_tail(dir / "missing", 10);
+    ASSERT_FALSE(missing);
+    EXPECT_EQ(missing.error().code, Errc::not_found);
+}
+
 TEST(FsUtil, MakeDirEnforcesModeAndRefusesLinks) {
     TempDir dir;
     std::string sub = dir / "sub";

@@ -17,6 +17,7 @@ struct Paths {
     std::string qemu_conf = std::string(system_qemu_conf); ///< libvirt's QEMU driver config
     std::string save_dir = "/var/lib/libvirt/qemu/save";   ///< libvirt's managed-save images
     std::string hooks_dir = "/etc/libvirt/hooks/qemu.d";   ///< libvirt's qemu hook directory
+    std::string qemu_log_dir = "/var/log/libvirt/qemu";    ///< libvirt's per-domain QEMU logs
 };
 
 /// libvirt's managed-save image of a domain: <save_dir>/<name>.save.

@@ -5,11 +5,18 @@
 #include "vmupdate/error.hpp"
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
 
 namespace vmupdate {
+
+/// One QMP event as QEMU sent it.
+struct QmpEvent {
+    std::string data;      ///< the "data" member as JSON text, "{}" for events without data
+    std::int64_t at_us{0}; ///< QEMU's timestamp, microseconds since the epoch; 0 if absent
+};
 
 /// One negotiated QMP connection to a QEMU process. Every read has a deadline, so a
 /// QEMU that stops answering cannot hang the caller. Not safe for concurrent use.
@@ -40,11 +47,11 @@ public:
     execute(std::string_view command, std::string_view arguments_json = {},
             std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
-    /// Waits for the next event named `name`, oldest queued one first, and returns its
-    /// "data" member as JSON text ("{}" for events without data). Other events stay
+    /// Waits for the next event named `name`, oldest queued one first, and returns it
+    /// (Errc::timeout after `timeout`; the connection stays usable). Other events stay
     /// queued.
-    [[nodiscard]] Result<std::string> wait_event(std::string_view name,
-                                                 std::chrono::milliseconds timeout);
+    [[nodiscard]] Result<QmpEvent> wait_event(std::string_view name,
+                                              std::chrono::milliseconds timeout);
 
     /// The name used in errors (the socket path for connect()).
     [[nodiscard]] const std::string& object_name() const;
