@@ -449,13 +449,13 @@ std::vector<Phase> pause_phases(const std::vector<TimePoint>& timeline) {
     static constexpr std::pair<std::string_view, std::string_view> order[] = {
         {"suspended", ""},
         {"qemu-terminating", "device state saved to the image"},
-        {"stopped", "QEMU exit, seen by libvirt's 200 ms kill poll"},
-        {"saved", "libvirt teardown, vmupdate save checks"},
+        {"stopped", "QEMU exit (libvirt's 200 ms kill poll), stop hooks"},
+        {"saved", "vmupdate save checks"},
         {"restore-command", "between save and restore"},
         {"restore-begin", "vmupdate restore checks, libvirt reads the image"},
         {"qemu-starting", "libvirt prepares the domain (hooks)"},
         {"helper-connected", "QEMU launch and initialisation"},
-        {"migration-setup", "libvirt probes the new QEMU (CPU features)"},
+        {"migration-setup", "libvirt probes and sets up the new QEMU"},
         {"loaded", "device state load"},
         {"resumed", "started hook, resume"},
     };

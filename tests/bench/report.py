@@ -117,12 +117,12 @@ def main():
                 "\"starting up\" lines):", "", "```", phases.rstrip(), "```", "",
                 "The pause is flat in RAM size because no RAM is copied. Two phases are libvirt's alone and "
                 "together exceed the 250 ms goal before anything else happens:", "",
-                "- **QEMU exit, seen by libvirt's kill poll (about 230 ms).** After the save, libvirt sends "
+                "- **QEMU exit (libvirt's 200 ms kill poll).** After the save, libvirt sends "
                 "QEMU SIGTERM and then sleeps 200 ms before it first checks whether QEMU is gone "
                 "(`virProcessKillPainfullyDelay`); QEMU itself exits within milliseconds. Fix in libvirt: "
                 "wait for the exit (pidfd or SIGCHLD) instead of sleeping. vmupdate cannot make QEMU exit "
                 "earlier without racing libvirt's save job, which would lose the image.",
-                "- **libvirt probes the new QEMU (about 300 ms).** Before it starts the incoming migration, "
+                "- **libvirt probes and sets up the new QEMU, most of it the guest CPU's features.** Before it starts the incoming migration, "
                 "libvirt 11.3 reads the guest CPU's features with one `qom-get` per boolean property of the "
                 "vCPU (`qemuProcessFetchGuestCPU`), on every start."]
         if probes:

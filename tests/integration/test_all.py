@@ -11,13 +11,13 @@ from vmucli import check
 PHASE_RE = re.compile(r"^  (\S.*?)\s+[0-9.]+ ms$")
 PHASES = [
     "device state saved to the image",
-    "QEMU exit, seen by libvirt's 200 ms kill poll",
-    "libvirt teardown, vmupdate save checks",
+    "QEMU exit (libvirt's 200 ms kill poll), stop hooks",
+    "vmupdate save checks",
     "between save and restore",
     "vmupdate restore checks, libvirt reads the image",
     "libvirt prepares the domain (hooks)",
     "QEMU launch and initialisation",
-    "libvirt probes the new QEMU (CPU features)",
+    "libvirt probes and sets up the new QEMU",
     "device state load",
     "started hook, resume",
 ]

@@ -79,13 +79,13 @@ TEST(PausePhases, AllMomentsKnown) {
         got.emplace_back(p.what, p.us);
     std::vector<std::pair<std::string, std::int64_t>> expected{
         {"device state saved to the image", 40},
-        {"QEMU exit, seen by libvirt's 200 ms kill poll", 210},
-        {"libvirt teardown, vmupdate save checks", 10},
+        {"QEMU exit (libvirt's 200 ms kill poll), stop hooks", 210},
+        {"vmupdate save checks", 10},
         {"between save and restore", 20},
         {"vmupdate restore checks, libvirt reads the image", 20},
         {"libvirt prepares the domain (hooks)", 50},
         {"QEMU launch and initialisation", 150},
-        {"libvirt probes the new QEMU (CPU features)", 400},
+        {"libvirt probes and sets up the new QEMU", 400},
         {"device state load", 10},
         {"started hook, resume", 15},
     };
@@ -103,15 +103,16 @@ TEST(PausePhases, MissingMomentsMergeTheirNeighbours) {
     };
     auto phases = pause_phases(timeline);
     ASSERT_EQ(phases.size(), 6u);
-    EXPECT_EQ(phases[0].what,
-              "device state saved to the image + QEMU exit, seen by libvirt's 200 ms kill poll");
+    EXPECT_EQ(
+        phases[0].what,
+        "device state saved to the image + QEMU exit (libvirt's 200 ms kill poll), stop hooks");
     EXPECT_EQ(phases[0].us, 250);
     EXPECT_EQ(phases[2].what, "between save and restore + vmupdate restore checks, libvirt "
                               "reads the image");
     EXPECT_EQ(phases[2].us, 40);
     EXPECT_EQ(phases[3].what, "libvirt prepares the domain (hooks) + QEMU launch and "
                               "initialisation");
-    EXPECT_EQ(phases[4].what, "libvirt probes the new QEMU (CPU features) + device state load");
+    EXPECT_EQ(phases[4].what, "libvirt probes and sets up the new QEMU + device state load");
     EXPECT_EQ(phases[4].us, 410);
 }
 
@@ -125,7 +126,7 @@ TEST(PausePhases, ZeroMomentsAreUnknownAndTheLatestRecordCounts) {
     ASSERT_EQ(phases.size(), 2u);
     EXPECT_EQ(phases[0].us, 4000);
     EXPECT_EQ(phases[1].what, "libvirt prepares the domain (hooks) + QEMU launch and "
-                              "initialisation + libvirt probes the new QEMU (CPU features) + "
+                              "initialisation + libvirt probes and sets up the new QEMU + "
                               "device state load + started hook, resume");
     EXPECT_EQ(phases[1].us, 100);
 }
