@@ -265,10 +265,12 @@ Result<SaveReport> save_domain(const Connection& conn, const Paths& paths, std::
 namespace {
 
 // The moment QEMU got libvirt's SIGTERM after the save and the moment libvirt started
-// the restoring QEMU, from the domain log (which libvirt keeps per domain name, checked
-// by the lookup). Without them the phases around them are merged, not invented.
+// the restoring QEMU, from the domain log that libvirt keeps per domain name. Without
+// them the phases around them are merged, not invented.
 void add_domain_log_moments(const Paths& paths, const std::string& name,
                             std::vector<TimePoint>& timeline) {
+    if (!check_domain_name(name))
+        return;
     auto text = read_file_tail(paths.qemu_log_dir + "/" + name + ".log", 256 * 1024);
     if (!text)
         return;

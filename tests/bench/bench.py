@@ -20,6 +20,7 @@ import calendar
 import csv
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -327,6 +328,8 @@ def main():
     ap.add_argument("--csv", default="bench-results.csv")
     ap.add_argument("--fleet", type=int, default=10, help="VMs for the save/restore --all run (0: skip)")
     args, _ = ap.parse_known_args()
+    # A SIGTERM must unwind too: BenchEnv puts qemu.conf back and unmounts the tmpfs.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = [int(s) for s in args.sizes.split(",")]
     vmtest.require_root_and_tools()
     kernel = vmtest.find_test_guest()
