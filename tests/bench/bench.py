@@ -239,7 +239,8 @@ def fleet(kernel, n, runs):
 def probe_cost():
     """What libvirt's guest-CPU probe costs QEMU on its own: one qom-get per boolean
     property of the first vCPU, as libvirt 11.3 sends them to QEMU 10.0 during every
-    start, timed against a bare QEMU (no libvirt) started as libvirt would for a restore."""
+    start, timed on a bare QEMU (no libvirt) with its vCPUs stopped (-S), as they are
+    while libvirt probes a restoring QEMU."""
     import json
     import socket
     sock = "/run/vmupdate-bench-probe.sock"
@@ -256,7 +257,10 @@ def probe_cost():
                 s.connect(sock)
                 break
             except OSError:
+                if qemu.poll() is not None or time.monotonic() - t0 > 30:
+                    raise AssertionError("bare QEMU for the probe did not start")
                 time.sleep(0.001)
+        s.settimeout(30)
         f = s.makefile("rw")
         f.readline()
         t_up = time.monotonic() - t0
