@@ -198,19 +198,6 @@ Result<std::uint64_t> parse_size(std::string_view text) {
     return value << shift;
 }
 
-std::string format_size(std::uint64_t bytes) {
-    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    double v = static_cast<double>(bytes);
-    int u = 0;
-    while (v >= 1024 && u < 5) {
-        v /= 1024;
-        ++u;
-    }
-    std::ostringstream os;
-    os << std::fixed << std::setprecision(u == 0 ? 0 : 1) << v << ' ' << units[u];
-    return os.str();
-}
-
 std::optional<PoolMount> mount_of_device(std::string_view mountinfo, unsigned major,
                                          unsigned minor) {
     const std::string want = std::to_string(major) + ":" + std::to_string(minor);
@@ -476,30 +463,6 @@ Result<void> configure_libvirt(const std::string& qemu_conf_path, const std::str
         return std::unexpected(current.error());
     }
     return write_file_atomic(qemu_conf_path, set_memory_backing_dir(text, dir), mode);
-}
-
-Result<PoolUsage> pool_usage(const std::string& backing_dir) {
-    auto info = filesystem_of(backing_dir);
-    if (!info)
-        return std::unexpected(info.error());
-    struct statvfs sv {};
-    if (::statvfs(info->mount_point.c_str(), &sv) != 0)
-        return fail_errno(errno, info->mount_point, "cannot read the pool's capacity");
-    PoolUsage u;
-    u.mount_point = info->mount_point;
-    u.fstype = info->fstype;
-    u.kind = info->kind;
-    u.total = static_cast<std::uint64_t>(sv.f_blocks) * sv.f_frsize;
-    u.free = static_cast<std::uint64_t>(sv.f_bavail) * sv.f_frsize;
-    return u;
-}
-
-std::optional<std::string> would_not_fit(std::uint64_t free_bytes, std::uint64_t need_bytes,
-                                         std::string_view pool) {
-    if (need_bytes <= free_bytes)
-        return std::nullopt;
-    return "pool " + std::string(pool) + " has " + format_size(free_bytes) + " free, " +
-           format_size(need_bytes) + " needed (" + format_size(need_bytes - free_bytes) + " short)";
 }
 
 } // namespace vmupdate
