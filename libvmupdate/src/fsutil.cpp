@@ -128,16 +128,28 @@ Result<void> write_file_atomic(const std::string& path, std::string_view content
     return fsync_path(dir);
 }
 
-Result<std::string> read_file(const std::string& path, std::size_t max) {
+namespace {
+
+// Opens `path` to read it; Errc::not_found when it does not exist.
+Result<Fd> open_to_read(const std::string& path) {
     Fd fd(open_retry(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) {
         if (errno == ENOENT)
             return fail(Errc::not_found, path, "cannot read file", std::strerror(ENOENT));
         return fail_errno(errno, path, "cannot read file");
     }
+    return fd;
+}
+
+} // namespace
+
+Result<std::string> read_file(const std::string& path, std::size_t max) {
+    auto fd = open_to_read(path);
+    if (!fd)
+        return std::unexpected(fd.error());
     std::string out;
     bool too_large = false;
-    auto r = read_all(fd.get(), path, [&](std::string_view chunk) {
+    auto r = read_all(fd->get(), path, [&](std::string_view chunk) {
         if (chunk.size() > max - out.size()) {
             too_large = true;
             return false;
@@ -154,20 +166,17 @@ Result<std::string> read_file(const std::string& path, std::size_t max) {
 }
 
 Result<std::string> read_file_tail(const std::string& path, std::size_t max) {
-    Fd fd(open_retry(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) {
-        if (errno == ENOENT)
-            return fail(Errc::not_found, path, "cannot read file", std::strerror(ENOENT));
-        return fail_errno(errno, path, "cannot read file");
-    }
+    auto fd = open_to_read(path);
+    if (!fd)
+        return std::unexpected(fd.error());
     struct stat st {};
-    if (::fstat(fd.get(), &st) != 0)
+    if (::fstat(fd->get(), &st) != 0)
         return fail_errno(errno, path, "cannot read file");
     auto size = static_cast<std::uint64_t>(st.st_size);
-    if (size > max && ::lseek(fd.get(), static_cast<off_t>(size - max), SEEK_SET) < 0)
+    if (size > max && ::lseek(fd->get(), static_cast<off_t>(size - max), SEEK_SET) < 0)
         return fail_errno(errno, path, "cannot read file");
     std::string out;
-    auto r = read_all(fd.get(), path, [&](std::string_view chunk) {
+    auto r = read_all(fd->get(), path, [&](std::string_view chunk) {
         // The file may grow while it is read: keep the newest `max` bytes.
         out += chunk;
         if (out.size() > max)
