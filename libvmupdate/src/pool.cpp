@@ -13,11 +13,8 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <functional>
-#include <iomanip>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 
 namespace vmupdate {
