@@ -45,7 +45,7 @@ def main():
             show("vmupdate status", vmucli.vmupdate("status"))
             print("\n$ (restart libvirtd, as a QEMU/libvirt upgrade would)")
             daemons.restart_libvirtd()
-            show("vmupdate restore " + dom.name, vmucli.vmupdate("restore", dom.name))
+            show("vmupdate restore --verbose " + dom.name, vmucli.vmupdate("restore", "--verbose", dom.name))
             after = dom.serial.wait_for_tick(before.tick + 3, timeout=60)
             guest_lines(dom, 4)
             dom.serial.assert_continued(before, after)
