@@ -26,6 +26,8 @@ PHASES = [
 def main():
     vmtest.require_root_and_tools()
     kernel = vmtest.find_test_guest()
+    # `--all` acts on every saved domain of the host: not on those of a killed test.
+    vmtest.cleanup_stale_domains()
     with vmucli.hook_installed():
         doms = [vmtest.TestDomain(kernel, tag="all%d" % i, start=False) for i in range(3)]
         with vmtest.TestDomain(kernel, tag="all-unmanaged") as plain, doms[0], doms[1], doms[2]:
