@@ -113,6 +113,38 @@ Result<void> StateDir::store(const Manifest& manifest) const {
     return write_file_atomic(file, text, file_mode);
 }
 
+Result<std::optional<Manifest>>
+StateDir::update(std::string_view uuid, const std::function<bool(Manifest&)>& change) const {
+    if (auto r = check_uuid(uuid); !r)
+        return std::unexpected(r.error());
+    // Not the domain lock: the CLI holds that across a whole restore, during which
+    // libvirt runs the hook and the helper, which must update the manifest too.
+    std::string file = path_ + "/locks/" + std::string(uuid) + ".manifest";
+    int raw;
+    do
+        raw = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, file_mode);
+    while (raw < 0 && errno == EINTR);
+    Fd fd(raw);
+    if (!fd)
+        return fail_errno(errno, file, "cannot open lock file");
+    // Held for one load and store only (milliseconds): a blocking lock is fine.
+    int r;
+    do
+        r = ::flock(fd.get(), LOCK_EX);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return fail_errno(errno, file, "cannot lock");
+    auto loaded = load(uuid);
+    if (!loaded || !*loaded)
+        return loaded;
+    Manifest m = std::move(**loaded);
+    if (!change(m))
+        return std::optional<Manifest>(std::move(m));
+    if (auto ok = store(m); !ok)
+        return std::unexpected(ok.error());
+    return std::optional<Manifest>(std::move(m));
+}
+
 Result<void> StateDir::remove(std::string_view uuid) const {
     if (auto r = check_uuid(uuid); !r)
         return r;

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -54,6 +55,14 @@ public:
     /// Stores a manifest crash-safely (mode 0600), replacing any previous one;
     /// Errc::invalid_input when it would not read back identically.
     [[nodiscard]] Result<void> store(const Manifest& manifest) const;
+
+    /// Loads a domain's manifest, lets `change` edit it and stores it, all under a
+    /// short lock of the manifest alone (locks/<uuid>.manifest), so that the hook,
+    /// the restore helper and the CLI never overwrite each other's changes.
+    /// `change` returns false to leave the manifest as it is; nullopt when none is
+    /// stored (change is not called).
+    [[nodiscard]] Result<std::optional<Manifest>>
+    update(std::string_view uuid, const std::function<bool(Manifest&)>& change) const;
 
     /// Removes a domain's manifest durably; succeeds when there is none.
     [[nodiscard]] Result<void> remove(std::string_view uuid) const;
