@@ -433,6 +433,27 @@ class LibvirtDaemons:
                 log("WARNING: tini %d still running" % self._tini.pid)
             self._tini = None
 
+    def kill_libvirtd(self, sig=signal.SIGKILL):
+        """Send libvirtd `sig` (default SIGKILL, a crash) and wait until it is gone
+        and its pidfile lock is released; running QEMUs survive. Start it again
+        with start_libvirtd()."""
+        pid = self.libvirtd_pid()
+        if pid is None:
+            log("libvirtd not running")
+            return
+        log("kill -%s libvirtd %d" % (signal.Signals(sig).name, pid))
+        os.kill(pid, sig)
+        wait_until(lambda: not _alive(pid), 40, "libvirtd %d to exit" % pid)
+        wait_until(lambda: not _pidfile_locked(LIBVIRTD_PIDFILE), self.timeout,
+                   "release of the lock on " + LIBVIRTD_PIDFILE)
+        if self._tini is not None:
+            try:
+                self._tini.wait(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                log("WARNING: tini %d still running" % self._tini.pid)
+            self._tini = None
+        log("libvirtd %d gone" % pid)
+
     def restart_libvirtd(self):
         """Stop libvirtd and start it again under tini (domains survive)."""
         t = time.monotonic()
