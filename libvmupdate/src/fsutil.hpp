@@ -2,6 +2,7 @@
 // directories, hashing. Private header.
 #pragma once
 
+#include "fd.hpp"
 #include "vmupdate/error.hpp"
 
 #include <array>
@@ -11,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <sys/types.h>
+#include <vector>
 
 namespace vmupdate {
 
@@ -35,9 +37,36 @@ struct Owner {
 };
 
 /// Creates directory `path` if missing and enforces `mode` (and `owner` when
-/// given); Errc::refused when `path` is a symbolic link or not a directory.
+/// given); Errc::refused when `path` is a symbolic link or not a directory, when
+/// it exists owned by someone other than this process's user and `owner`, or
+/// when a directory above it is writable by another user.
 [[nodiscard]] Result<void> make_dir(const std::string& path, mode_t mode,
                                     std::optional<Owner> owner = std::nullopt);
+
+/// make_dir for entry `name` of the open directory `parent`, returning the new or
+/// existing directory open; `shown` names it in errors.
+[[nodiscard]] Result<Fd> make_dir_at(int parent, const std::string& name, mode_t mode,
+                                     std::optional<Owner> owner, const std::string& shown);
+
+/// Opens directory `path` without following a symbolic link in any component
+/// (openat2 RESOLVE_NO_SYMLINKS); Errc::refused for a link, Errc::not_found
+/// when missing.
+[[nodiscard]] Result<Fd> open_dir_no_links(const std::string& path);
+
+/// Opens directory entry `name` of `parent` without following a link in its
+/// place; Errc::refused for a link or a non-directory, Errc::not_found when
+/// missing. `shown` names it in errors.
+[[nodiscard]] Result<Fd> open_dir_at(int parent, const std::string& name, const std::string& shown);
+
+/// "name (uid N)", or "uid N" for a user without a name, for error messages.
+[[nodiscard]] std::string user_text(uid_t uid);
+
+/// Lists the names in an open directory (without "." and ".."); `shown` names
+/// it in errors.
+[[nodiscard]] Result<std::vector<std::string>> list_dir(int dir, const std::string& shown);
+
+/// Flushes an open file or directory to stable storage.
+[[nodiscard]] Result<void> fsync_fd(int fd, const std::string& object);
 
 /// Flushes a file or directory to stable storage.
 [[nodiscard]] Result<void> fsync_path(const std::string& path);

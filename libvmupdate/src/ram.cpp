@@ -1,11 +1,21 @@
 #include "vmupdate/ram.hpp"
 
+#include "fd.hpp"
 #include "fsutil.hpp"
 
 #include <cerrno>
-#include <filesystem>
+#include <fcntl.h>
+#include <optional>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <vector>
+
+// The QEMU user owns memory_backing_dir (libvirt chowns it at every daemon start)
+// and every <id>-<name> directory in it, and may plant links or swap entries
+// there at any moment. So nothing below the backing directory is reached by a
+// path: each step goes from a directory descriptor opened without following
+// links, and vmupdate's own directories must be root's and closed to others,
+// after which what they hold can change only through root.
 
 namespace vmupdate {
 namespace {
@@ -16,15 +26,21 @@ struct Identity {
     std::uint64_t device, inode, size;
 };
 
-Result<Identity> identity(const std::string& path, std::string_view domain, std::string_view what) {
+Identity identity_of(const struct stat& st) {
+    return Identity{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
+                    static_cast<std::uint64_t>(st.st_size)};
+}
+
+// The file `name` in `dir`, never through a link.
+Result<Identity> identity_at(int dir, const std::string& name, const std::string& path,
+                             std::string_view domain, std::string_view what) {
     struct stat st {};
-    if (lstat(path.c_str(), &st) != 0)
+    if (::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
         return fail_errno(errno, std::string(domain), std::string(what) + " " + path);
     if (!S_ISREG(st.st_mode))
         return fail(Errc::verify, std::string(domain), std::string(what) + " " + path,
                     "not a regular file");
-    return Identity{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
-                    static_cast<std::uint64_t>(st.st_size)};
+    return identity_of(st);
 }
 
 Result<void> matches(const RamFile& f, const Identity& id, std::string_view domain,
@@ -45,6 +61,121 @@ bool safe_file_name(std::string_view n) {
     return !n.empty() && n != "." && n != ".." && n.find('/') == std::string_view::npos;
 }
 
+struct Split {
+    std::string dir, name;
+};
+
+Split split(std::string_view path) {
+    while (path.size() > 1 && path.back() == '/')
+        path.remove_suffix(1);
+    auto slash = path.rfind('/');
+    if (slash == std::string_view::npos)
+        return {".", std::string(path)};
+    return {slash == 0 ? "/" : std::string(path.substr(0, slash)),
+            std::string(path.substr(slash + 1))};
+}
+
+// Root's and closed to others: then only root can change what it holds, even
+// if the QEMU user renames it or puts something else under its name.
+Result<void> check_private(int fd, const std::string& shown) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0)
+        return fail_errno(errno, shown, "cannot examine directory");
+    if (st.st_uid != ::geteuid())
+        return fail(Errc::refused, shown, "cannot use directory",
+                    "it is owned by " + user_text(st.st_uid) + ", not by " +
+                        user_text(::geteuid()) + ": another user made it");
+    if ((st.st_mode & 077) != 0)
+        return fail(Errc::refused, shown, "cannot use directory",
+                    "other users have access to it (mode " + std::to_string((st.st_mode >> 6) & 7) +
+                        std::to_string((st.st_mode >> 3) & 7) + std::to_string(st.st_mode & 7) +
+                        ")");
+    return {};
+}
+
+// A preserved directory <backing>/vmupdate/<uuid>, opened level by level; both
+// vmupdate levels are root's with mode 0700 (created so when `create`).
+struct HeldDir {
+    Fd top;      // <backing>/vmupdate
+    Fd dir;      // <backing>/vmupdate/<uuid>
+    Split where; // top's path and the <uuid> name
+};
+
+Result<HeldDir> open_held(const std::string& preserved, bool create) {
+    HeldDir h;
+    h.where = split(preserved);
+    Split base = split(h.where.dir);
+    if (!safe_file_name(h.where.name) || !safe_file_name(base.name))
+        return fail(Errc::invalid_input, preserved, "invalid preserved RAM directory");
+    auto backing = open_dir_no_links(base.dir);
+    if (!backing)
+        return std::unexpected(backing.error());
+    if (create) {
+        auto top = make_dir_at(backing->get(), base.name, 0700, std::nullopt, h.where.dir);
+        if (!top)
+            return std::unexpected(top.error());
+        h.top = std::move(*top);
+    } else {
+        auto top = open_dir_at(backing->get(), base.name, h.where.dir);
+        if (!top)
+            return std::unexpected(top.error());
+        h.top = std::move(*top);
+    }
+    if (auto ok = check_private(h.top.get(), h.where.dir); !ok)
+        return std::unexpected(ok.error());
+    auto dir = create ? make_dir_at(h.top.get(), h.where.name, 0700, std::nullopt, preserved)
+                      : open_dir_at(h.top.get(), h.where.name, preserved);
+    if (!dir)
+        return std::unexpected(dir.error());
+    h.dir = std::move(*dir);
+    if (auto ok = check_private(h.dir.get(), preserved); !ok)
+        return std::unexpected(ok.error());
+    return h;
+}
+
+// Holds RAM file `name` of `ram` in `held`; nullopt when it is no regular file.
+Result<std::optional<Identity>> hold_one(int ram, int held, const std::string& name,
+                                         const std::string& ram_dir, const std::string& preserved) {
+    std::string src = ram_dir + "/" + name;
+    std::string dst = preserved + "/" + name;
+    struct stat st {};
+    if (::fstatat(ram, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT)
+            return std::nullopt;
+        return fail_errno(errno, ram_dir, "cannot inspect RAM file " + src);
+    }
+    if (!S_ISREG(st.st_mode))
+        return std::nullopt;
+    struct stat old {};
+    if (::fstatat(held, name.c_str(), &old, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (S_ISREG(old.st_mode) && old.st_dev == st.st_dev && old.st_ino == st.st_ino)
+            return identity_of(old);
+        // A link to the RAM of an earlier run of the domain.
+        if (::unlinkat(held, name.c_str(), 0) != 0)
+            return fail_errno(errno, ram_dir, "cannot replace stale RAM link " + dst);
+    } else if (errno != ENOENT) {
+        return fail_errno(errno, ram_dir, "cannot inspect RAM link " + dst);
+    }
+    // Flags 0: a link in the RAM directory is linked as the link itself, never
+    // followed to what it names.
+    if (::linkat(ram, name.c_str(), held, name.c_str(), 0) != 0) {
+        if (errno == ENOENT)
+            return std::nullopt;
+        return fail_errno(errno, ram_dir, "cannot link RAM file " + src + " to " + dst);
+    }
+    // What the QEMU user's directory held a moment ago is not what counts (it may
+    // have been swapped since): the link in root's directory is.
+    struct stat got {};
+    if (::fstatat(held, name.c_str(), &got, AT_SYMLINK_NOFOLLOW) != 0)
+        return fail_errno(errno, ram_dir, "cannot inspect RAM link " + dst);
+    if (!S_ISREG(got.st_mode)) {
+        if (::unlinkat(held, name.c_str(), 0) != 0)
+            return fail_errno(errno, ram_dir, "cannot remove " + dst + ", which is not RAM");
+        return std::nullopt;
+    }
+    return identity_of(got);
+}
+
 } // namespace
 
 std::string libvirt_short_name(int id, std::string_view name) {
@@ -63,8 +194,49 @@ std::string libvirt_short_name(int id, std::string_view name) {
     return std::to_string(id) + "-" + std::string(name.substr(0, std::min(bytes, name.size())));
 }
 
+std::string libvirt_short_name_bytes(int id, std::string_view name) {
+    return std::to_string(id) + "-" + std::string(name.substr(0, short_name_max));
+}
+
 std::string domain_ram_dir(std::string_view backing_dir, int id, std::string_view name) {
     return std::string(backing_dir) + "/" + libvirt_short_name(id, name);
+}
+
+Result<std::string> find_domain_ram_dir(std::string_view backing_dir, int id,
+                                        std::string_view name) {
+    std::string backing(backing_dir);
+    auto dir = open_dir_no_links(backing);
+    if (!dir)
+        return std::unexpected(dir.error());
+    // libvirtd cuts at characters in a UTF-8 locale and at bytes in the C locale
+    // (mbstowcs fails); which one it runs in is not knowable from here.
+    std::string by_chars = libvirt_short_name(id, name);
+    std::string by_bytes = libvirt_short_name_bytes(id, name);
+    std::vector<std::string> found;
+    for (const auto& candidate : {by_chars, by_bytes}) {
+        if (!found.empty() && candidate == found.front())
+            continue;
+        struct stat st {};
+        if (::fstatat(dir->get(), candidate.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            if (errno == ENOENT)
+                continue;
+            return fail_errno(errno, std::string(name),
+                              "cannot inspect RAM directory " + backing + "/" + candidate);
+        }
+        if (!S_ISDIR(st.st_mode))
+            return fail(Errc::refused, std::string(name),
+                        "cannot use RAM directory " + backing + "/" + candidate,
+                        S_ISLNK(st.st_mode) ? "it is a symbolic link" : "it is not a directory");
+        found.push_back(candidate);
+    }
+    if (found.empty())
+        return fail(Errc::not_found, std::string(name), "no RAM directory in " + backing,
+                    by_chars == by_bytes ? "looked for " + by_chars
+                                         : "looked for " + by_chars + " and " + by_bytes);
+    if (found.size() > 1)
+        return fail(Errc::refused, std::string(name), "cannot tell the RAM directory in " + backing,
+                    "both " + by_chars + " and " + by_bytes + " exist");
+    return backing + "/" + found.front();
 }
 
 Result<std::string> preserved_dir(std::string_view backing_dir, std::string_view uuid) {
@@ -78,49 +250,33 @@ Result<std::string> preserved_dir(std::string_view backing_dir, std::string_view
 
 Result<std::vector<RamFile>> preserve_ram(const std::string& ram_dir,
                                           const std::string& preserved) {
-    std::string parent = parent_dir(preserved);
-    if (auto ok = make_dir(parent, 0700); !ok)
-        return std::unexpected(ok.error());
-    if (auto ok = make_dir(preserved, 0700); !ok)
-        return std::unexpected(ok.error());
+    auto held = open_held(preserved, true);
+    if (!held)
+        return std::unexpected(held.error());
+    auto ram = open_dir_no_links(ram_dir);
+    if (!ram)
+        return std::unexpected(ram.error());
+    auto names = list_dir(ram->get(), ram_dir);
+    if (!names)
+        return std::unexpected(names.error());
 
-    std::vector<RamFile> held;
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(ram_dir, ec)) {
-        std::string name = entry.path().filename().string();
-        // Not through symbolic links: the directory is the QEMU user's, and a link
-        // there is not RAM (identity() would refuse it and preserve nothing).
-        std::error_code type_ec;
-        if (entry.is_symlink(type_ec) || !entry.is_regular_file(type_ec) || !safe_file_name(name))
+    std::vector<RamFile> out;
+    for (const auto& name : *names) {
+        if (!safe_file_name(name))
             continue;
-        std::string src = ram_dir + "/" + name;
-        std::string dst = preserved + "/" + name;
-        auto id = identity(src, ram_dir, "cannot inspect RAM file");
+        auto id = hold_one(ram->get(), held->dir.get(), name, ram_dir, preserved);
         if (!id)
             return std::unexpected(id.error());
-        struct stat st {};
-        if (lstat(dst.c_str(), &st) == 0) {
-            if (static_cast<std::uint64_t>(st.st_ino) == id->inode &&
-                static_cast<std::uint64_t>(st.st_dev) == id->device) {
-                held.push_back(RamFile{name, dst, id->device, id->inode, id->size});
-                continue;
-            }
-            // A link to the RAM of an earlier run of the domain.
-            if (unlink(dst.c_str()) != 0)
-                return fail_errno(errno, ram_dir, "cannot replace stale RAM link " + dst);
-        }
-        if (link(src.c_str(), dst.c_str()) != 0)
-            return fail_errno(errno, ram_dir, "cannot link RAM file " + src + " to " + dst);
-        held.push_back(RamFile{name, dst, id->device, id->inode, id->size});
+        if (*id)
+            out.push_back(
+                RamFile{name, preserved + "/" + name, (*id)->device, (*id)->inode, (*id)->size});
     }
-    if (ec)
-        return fail(Errc::system, ram_dir, "cannot list RAM directory", ec.message());
-    if (held.empty())
+    if (out.empty())
         return fail(Errc::verify, ram_dir, "cannot preserve RAM",
                     "the directory holds no RAM file");
-    if (auto ok = fsync_path(preserved); !ok)
+    if (auto ok = fsync_fd(held->dir.get(), preserved); !ok)
         return std::unexpected(ok.error());
-    return held;
+    return out;
 }
 
 Result<void> verify_preserved(std::string_view domain, const std::vector<RamFile>& ram) {
@@ -128,7 +284,18 @@ Result<void> verify_preserved(std::string_view domain, const std::vector<RamFile
         return fail(Errc::verify, std::string(domain), "cannot verify preserved RAM",
                     "no RAM file recorded");
     for (const auto& f : ram) {
-        auto id = identity(f.preserved, domain, "preserved RAM file");
+        Split at = split(f.preserved);
+        if (!safe_file_name(at.name))
+            return fail(Errc::invalid_input, std::string(domain), "invalid preserved RAM file",
+                        f.preserved);
+        auto held = open_held(at.dir, false);
+        if (!held) {
+            held.error().step = "preserved RAM file " + f.preserved + ": " + held.error().step +
+                                " " + held.error().object;
+            held.error().object = std::string(domain);
+            return std::unexpected(held.error());
+        }
+        auto id = identity_at(held->dir.get(), at.name, f.preserved, domain, "preserved RAM file");
         if (!id)
             return std::unexpected(id.error());
         if (auto ok = matches(f, *id, domain, f.preserved); !ok)
@@ -139,11 +306,18 @@ Result<void> verify_preserved(std::string_view domain, const std::vector<RamFile
 
 Result<void> verify_in_use(std::string_view domain, const std::string& ram_dir,
                            const std::vector<RamFile>& ram) {
-    for (const auto& f : ram) {
+    for (const auto& f : ram)
         if (!safe_file_name(f.name))
             return fail(Errc::invalid_input, std::string(domain), "invalid RAM file name", f.name);
+    auto dir = open_dir_no_links(ram_dir);
+    if (!dir) {
+        dir.error().step += " " + dir.error().object;
+        dir.error().object = std::string(domain);
+        return std::unexpected(dir.error());
+    }
+    for (const auto& f : ram) {
         std::string path = ram_dir + "/" + f.name;
-        auto id = identity(path, domain, "RAM file");
+        auto id = identity_at(dir->get(), f.name, path, domain, "RAM file");
         if (!id)
             return std::unexpected(id.error());
         if (auto ok = matches(f, *id, domain, path); !ok)
@@ -154,18 +328,35 @@ Result<void> verify_in_use(std::string_view domain, const std::string& ram_dir,
 
 Result<void> reinstate_ram(std::string_view domain, const std::vector<RamFile>& ram,
                            const std::string& ram_dir) {
-    if (auto ok = verify_preserved(domain, ram); !ok)
-        return ok;
-    for (const auto& f : ram) {
+    for (const auto& f : ram)
         if (!safe_file_name(f.name))
             return fail(Errc::invalid_input, std::string(domain), "invalid RAM file name", f.name);
+    // All of it before any link: QEMU must not start on half the RAM.
+    if (auto ok = verify_preserved(domain, ram); !ok)
+        return ok;
+    auto dir = open_dir_no_links(ram_dir);
+    if (!dir) {
+        dir.error().step += " " + dir.error().object;
+        dir.error().object = std::string(domain);
+        return std::unexpected(dir.error());
+    }
+    for (const auto& f : ram) {
+        Split at = split(f.preserved);
+        auto held = open_held(at.dir, false);
+        if (!held)
+            return std::unexpected(held.error());
+        auto id = identity_at(held->dir.get(), at.name, f.preserved, domain, "preserved RAM file");
+        if (!id)
+            return std::unexpected(id.error());
+        if (auto ok = matches(f, *id, domain, f.preserved); !ok)
+            return ok;
         std::string dst = ram_dir + "/" + f.name;
-        if (link(f.preserved.c_str(), dst.c_str()) != 0) {
+        if (::linkat(held->dir.get(), at.name.c_str(), dir->get(), f.name.c_str(), 0) != 0) {
             int err = errno;
             // A retried start may find the link of the failed attempt in place.
             if (err == EEXIST) {
-                auto id = identity(dst, domain, "RAM file");
-                if (id && id->inode == f.inode && id->device == f.device)
+                auto there = identity_at(dir->get(), f.name, dst, domain, "RAM file");
+                if (there && there->inode == f.inode && there->device == f.device)
                     continue;
             }
             return fail_errno(err, std::string(domain),
@@ -176,11 +367,38 @@ Result<void> reinstate_ram(std::string_view domain, const std::vector<RamFile>& 
 }
 
 Result<void> drop_preserved(const std::string& preserved) {
-    std::error_code ec;
-    std::filesystem::remove_all(preserved, ec);
-    if (ec)
-        return fail(Errc::system, preserved, "cannot remove preserved RAM", ec.message());
-    return {};
+    auto held = open_held(preserved, false);
+    if (!held) {
+        // Nothing preserved, or never was: nothing to drop.
+        if (held.error().code == Errc::not_found)
+            return {};
+        return std::unexpected(held.error());
+    }
+    auto names = list_dir(held->dir.get(), preserved);
+    if (!names)
+        return std::unexpected(names.error());
+    std::string stray;
+    for (const auto& name : *names) {
+        struct stat st {};
+        if (::fstatat(held->dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            if (errno == ENOENT)
+                continue;
+            return fail_errno(errno, preserved, "cannot inspect " + preserved + "/" + name);
+        }
+        // Only links to RAM files are put here; a directory is not vmupdate's.
+        if (S_ISDIR(st.st_mode)) {
+            stray = name;
+            continue;
+        }
+        if (::unlinkat(held->dir.get(), name.c_str(), 0) != 0 && errno != ENOENT)
+            return fail_errno(errno, preserved, "cannot remove preserved RAM " + name);
+    }
+    if (!stray.empty())
+        return fail(Errc::refused, preserved, "cannot remove preserved RAM",
+                    "it holds a directory, " + stray + ", that vmupdate did not put there");
+    if (::unlinkat(held->top.get(), held->where.name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
+        return fail_errno(errno, preserved, "cannot remove preserved RAM");
+    return fsync_fd(held->top.get(), held->where.dir);
 }
 
 } // namespace vmupdate
