@@ -116,75 +116,79 @@ def repair(running_ram_dirs=()):
                 os.unlink(os.path.join(d, n))
 
 
+def under_attack(inj, g, cycle):
+    """save, restore, destroy + cold start, save again while the attacker runs."""
+    r = vmucli.vmupdate("save", g.name)
+    st = faults.domstate(g.ref)
+    what = "save-rc=%d" % r.returncode
+    if r.returncode == 0:
+        r2 = vmucli.vmupdate("restore", g.name)
+        st = faults.domstate(g.ref)
+        what += ",restore-rc=%d" % r2.returncode
+    what += "," + st.replace(" ", "-")
+    problems, lost = [], 0
+    if st == "running":
+        try:
+            faults.check_continued(g)
+        except (AssertionError, TimeoutError) as e:
+            problems.append(str(e))
+            lost = 1
+    inj.record("cycle%d" % cycle, "save+restore", what, lost, problems)
+    if st != "running":
+        return  # stays saved: judged after the repair
+    # stop + cold start under attack (the guest boots afresh: a new baseline)
+    vmtest.virsh("destroy", g.ref, check=False)
+    started = False
+    for _ in range(5):
+        r = vmtest.run_cmd(["virsh", "-c", vmtest.URI, "start", g.ref], check=False)
+        if r.returncode == 0:
+            started = True
+            break
+        time.sleep(0.2)
+    inj.record("cycle%d" % cycle, "destroy+start", "started" if started else "start-failed", 0,
+               [] if started else ["cold start failed 5 times under attack: %s" % r.stderr.strip()])
+    if not started:
+        faults.fresh_start(g)
+        return
+    g.dom._start_mark = g.serial.mark()
+    g.dom.wait_first_tick()
+    g.baseline()
+    # and a save left for after the repair
+    r = vmucli.vmupdate("save", g.name)
+    inj.record("cycle%d" % cycle, "save-after-cold-start", "save-rc=%d,%s" % (
+        r.returncode, faults.domstate(g.ref).replace(" ", "-")), 0, [])
+
+
 def main():
     kernel = faults.suite_setup()
     if not shutil.which("setpriv"):
         raise vmtest.Skip("setpriv (util-linux) missing")
     inj = Injections("attacker")
-    attacker = None
     with vmucli.hook_installed():
         with faults.managed_guest(kernel, "fatk") as g:
             make_victims(g.uuid)
             before_victims = snapshot()
-            attacker = start_attacker(g.uuid)
-            try:
-                for cycle in range(4):
-                    # save + restore under attack
-                    r = vmucli.vmupdate("save", g.name)
-                    st = faults.domstate(g.ref)
-                    if r.returncode == 0:
-                        r2 = vmucli.vmupdate("restore", g.name)
-                        st = faults.domstate(g.ref)
-                        what = "saved,restore-rc=%d,%s" % (r2.returncode, st.replace(" ", "-"))
-                    else:
-                        what = "save-rc=%d,%s" % (r.returncode, st.replace(" ", "-"))
-                    problems = []
-                    if st == "running":
-                        try:
-                            after = g.serial.wait_for_tick(g.before.tick + 2, timeout=30)
-                            g.serial.assert_continued(g.before, after, consecutive=False)
-                            g.before = after
-                            lost = 0
-                        except (AssertionError, TimeoutError) as e:
-                            problems.append(str(e))
-                            lost = 1
-                        inj.record("cycle%d" % cycle, "save+restore", what, lost, problems)
-                    else:
-                        # Stays saved: judged after the attacker is gone (repair, restore).
-                        log("cycle %d: domain %s; judged at the end" % (cycle, st))
-                        inj.record("cycle%d" % cycle, "save+restore", what + ",pending", 0, [])
-                        break
-                    # stop + cold start under attack (the guest reboots: new baseline)
-                    vmtest.virsh("destroy", g.ref, check=False)
-                    started = False
-                    for _ in range(5):
-                        r = vmtest.run_cmd(["virsh", "-c", vmtest.URI, "start", g.ref], check=False)
-                        if r.returncode == 0:
-                            started = True
-                            break
-                        time.sleep(0.2)
-                    inj.record("cycle%d" % cycle, "destroy+start", "started" if started
-                               else "start-failed", 0, [] if started else
-                               ["cold start failed 5 times under attack: %s" % r.stderr.strip()])
-                    if not started:
-                        break
-                    g.dom._start_mark = g.serial.mark()
-                    g.dom.wait_first_tick()
-                    g.baseline()
-            finally:
-                attacker.send_signal(signal.SIGKILL)
-                out, _ = attacker.communicate(timeout=30)
-                log("attacker output (tail): %s" % "\n".join(out.splitlines()[-3:]))
-                vmtest.run_cmd(["ls", "-la", RAM], check=False)
-                repair()
-            after_victims = snapshot()
-            changed = [(a, b) for a, b in zip(before_victims, after_victims) if a != b]
-            if len(before_victims) != len(after_victims):
-                changed.append(("entries", len(before_victims), len(after_victims)))
-            inj.record("victims", "unchanged", "unchanged" if not changed else "MODIFIED",
-                       0, ["victim changed: %s" % (changed[:5],)] if changed else [])
-            outcome, lost, problems = faults.settle(g)
-            inj.record("end", "after-repair", outcome, lost, problems)
+            for cycle in range(3):
+                attacker = start_attacker(g.uuid)
+                try:
+                    under_attack(inj, g, cycle)
+                finally:
+                    attacker.send_signal(signal.SIGKILL)
+                    out, _ = attacker.communicate(timeout=30)
+                    log("attacker output (tail): %s" % "\n".join(out.splitlines()[-2:]))
+                    vmtest.run_cmd(["ls", "-la", RAM], check=False)
+                    repair()
+                changed = [(a, b) for a, b in zip(before_victims, snapshot()) if a != b]
+                if len(before_victims) != len(snapshot()):
+                    changed.append(("entries", len(before_victims), len(snapshot())))
+                inj.record("cycle%d" % cycle, "victims", "unchanged" if not changed else "MODIFIED",
+                           0, ["victim changed: %s" % (changed[:5],)] if changed else [])
+                if changed:
+                    make_victims(g.uuid)
+                    before_victims = snapshot()
+                # The operator's repair done: a saved guest must restore with a plain restore.
+                outcome, lost, problems = faults.settle(g)
+                inj.record("cycle%d" % cycle, "after-repair", outcome, lost, problems)
             shutil.rmtree(VICTIM, ignore_errors=True)
             vmtest._unlink(VICTIM_FILE)
     inj.finish()

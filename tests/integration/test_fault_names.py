@@ -20,14 +20,14 @@ NAMES = [
     ("dash-x", "-x"),
     ("spaces", "vmut name with  spaces"),
     ("quotes", "vmut-q'uo\"te"),
-    ("shell", "vmut-$(touch /tmp/vmut-pwned)`id`;x"),
+    ("shell", "vmut-$(touch${IFS}.vmut-pwned)`id`;x&"),
     ("utf8-long", "vmüt-ünïcödé-dömäin-ñämé-λλλ"),
     ("dot", "."),
     ("dotdot", ".."),
     ("slash", "vmut/../x"),
     ("newline", "vmut-new\nline"),
 ]
-PWNED = "/tmp/vmut-pwned"
+PWNED = "/.vmut-pwned"  # the hook runs in libvirtd's working directory, /
 
 
 class NamedDomain(vmtest.TestDomain):

@@ -43,23 +43,23 @@ def main():
                         continue
                     size = os.path.getsize(ram)
                     spoil()
-                    problems = refused(g, via)
+                    label, problems = refused(g, via)
                     fix()
                     outcome, lost, more = settle(g)
-                    inj.record(via, variant, "refused-kept,then-%s" % outcome if not problems
-                               else "not-refused,then-%s" % outcome, lost, problems + more)
+                    inj.record(via, variant, "%s%s,then-%s" % (label, "" if problems else "-kept",
+                                                               outcome), lost, problems + more)
             if faults.selected("vmupdate-restore", "deleted"):
                 assert faults.try_save(inj, g, "vmupdate-restore", "deleted")
                 os.unlink(ram)
-                problems = refused(g, "vmupdate-restore", ram_expected=False)
+                label, problems = refused(g, "vmupdate-restore", ram_expected=False)
                 r = vmtest.run_cmd(["virsh", "-c", vmtest.URI, "start", g.ref], check=False)
                 if r.returncode == 0:
                     problems.append("virsh start without RAM succeeded: state %s"
                                     % faults.domstate(g.ref))
                 if not os.path.exists(vmucli.image_path(g.name)):
                     problems.append("image deleted")
-                inj.record("vmupdate-restore", "deleted", "refused-kept-image" if not problems
-                           else "not-refused", 1, problems)
+                inj.record("vmupdate-restore", "deleted", label + ("-kept-image" if not problems
+                           else ""), 1, problems)
                 faults.fresh_start(g)
     inj.finish()
 
@@ -77,10 +77,12 @@ def refused(g, via, ram_expected=True):
     image = vmucli.image_path(g.name)
     if via == "vmupdate-restore":
         r = vmucli.vmupdate("restore", g.name)
+        label = "refused(%d)" % r.returncode if r.returncode else "restored"
         if r.returncode != 1:
             problems.append("restore exited %d, not 1: %s" % (r.returncode, r.stderr.strip()))
     else:
         r = vmtest.run_cmd(["virsh", "-c", vmtest.URI, "start", g.ref], check=False)
+        label = "refused" if r.returncode else "started"
         if r.returncode == 0:
             problems.append("virsh start succeeded (state %s)" % faults.domstate(g.ref))
     st = faults.domstate(g.ref)
@@ -91,7 +93,7 @@ def refused(g, via, ram_expected=True):
         problems.append("managed-save image deleted")
     if faults.manifest_state(g.uuid) != "saved":
         problems.append("manifest state %s, not saved" % faults.manifest_state(g.uuid))
-    return problems
+    return label, problems
 
 
 vmtest.run(main)

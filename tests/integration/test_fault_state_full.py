@@ -38,16 +38,15 @@ def small_state_fs():
 
 def fill():
     n = 0
-    with open(JUNK, "ab") as f:
-        try:
-            while True:
-                f.write(b"\xa5" * 4096)
-                f.flush()
-                os.fsync(f.fileno())
-                n += 4096
-        except OSError as e:
-            if e.errno != errno.ENOSPC:
-                raise
+    fd = os.open(JUNK, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        while True:
+            n += os.write(fd, b"\xa5" * 4096)
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+    finally:
+        os.close(fd)
     st = os.statvfs(STATE)
     log("filled %s: +%d bytes of junk, %d bytes free" % (STATE, n, st.f_bavail * st.f_frsize))
 
