@@ -1,7 +1,10 @@
-// vmupdate-hook: libvirt's qemu hook (installed into /etc/libvirt/hooks/qemu.d/
-// by `vmupdate hook install`) and, started by itself, the restore helper.
-// Parses arguments, calls libvmupdate, logs, sets the exit code.
+// vmupdate-hook: libvirt's qemu hook (linked into /etc/libvirt/hooks/qemu.d/
+// by `vmupdate hook install`). Parses arguments, calls libvmupdate, logs, sets
+// the exit code. Every argument comes from libvirt and names a call: a domain
+// may have any name, so no argument selects another mode (the restore helper
+// is an executable of its own).
 #include "vmupdate/hook.hpp"
+#include "vmupdate/restore_helper.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -29,10 +32,16 @@ void write_log(const vmupdate::Paths& paths, const std::vector<std::string>& lin
         out << stamp << " vmupdate-hook[" << getpid() << "]: " << l << '\n';
 }
 
-std::string self_path(const char* argv0) {
+// The restore helper lives next to the hook's real executable: /proc/self/exe
+// resolves the link in libvirt's hook directory (where any other executable
+// would itself be run as a hook).
+std::string helper_path() {
     char buf[4096];
     ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string(argv0);
+    if (n <= 0)
+        return {}; // spawning "" fails, and on_restore reports it
+    std::string self(buf, static_cast<size_t>(n));
+    return self.substr(0, self.rfind('/') + 1) + vmupdate::restore_helper_name;
 }
 
 } // namespace
@@ -40,16 +49,6 @@ std::string self_path(const char* argv0) {
 int main(int argc, char** argv) {
     vmupdate::Paths paths;
 
-    if (argc == 5 && std::string(argv[1]) == "--restore-helper") {
-        std::vector<std::string> log;
-        auto ok = vmupdate::run_restore_helper(paths, argv[2], argv[3], argv[4], log);
-        if (!ok)
-            log.push_back("restore helper failed: " + ok.error().message());
-        for (auto& l : log)
-            l = std::string("helper ") + argv[3] + ": " + l;
-        write_log(paths, log);
-        return ok ? 0 : 1;
-    }
     if (argc < 4) {
         std::cerr
             << "usage: vmupdate-hook DOMAIN OPERATION SUBOPERATION [EXTRA] (run by libvirtd)\n";
@@ -57,7 +56,7 @@ int main(int argc, char** argv) {
     }
     vmupdate::HookCall call{argv[1], argv[2], argv[3], argc > 4 ? argv[4] : "", {}};
     call.xml.assign(std::istreambuf_iterator<char>(std::cin), {});
-    auto out = vmupdate::run_hook(paths, call, self_path(argv[0]));
+    auto out = vmupdate::run_hook(paths, call, helper_path());
     write_log(paths, out.log);
     if (!out.output.empty())
         std::cout << out.output;

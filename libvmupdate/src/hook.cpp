@@ -1,5 +1,6 @@
 #include "vmupdate/hook.hpp"
 
+#include "fd.hpp"
 #include "fsutil.hpp"
 #include "vmupdate/domain_xml.hpp"
 #include "vmupdate/manifest.hpp"
@@ -18,8 +19,8 @@
 #include <grp.h>
 #include <optional>
 #include <pwd.h>
-#include <random>
 #include <sstream>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <thread>
@@ -29,8 +30,6 @@ namespace vmupdate {
 namespace {
 
 using namespace std::chrono_literals;
-
-constexpr std::string_view capability = "x-ignore-shared";
 
 struct Context {
     const Paths& paths;
@@ -53,12 +52,23 @@ std::int64_t now_us() {
     return static_cast<std::int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
 }
 
-std::string random_hex(size_t bytes) {
-    std::random_device rd;
+// getrandom(2) rather than std::random_device, which reports failure by throwing.
+// The id only has to be unique per restore attempt.
+Result<std::string> random_hex(size_t bytes) {
+    std::vector<unsigned char> raw(bytes);
+    size_t got = 0;
+    while (got < bytes) {
+        ssize_t n = getrandom(raw.data() + got, bytes - got, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return fail_errno(errno, "getrandom", "cannot make a restore attempt id");
+        }
+        got += static_cast<size_t>(n);
+    }
     std::string out;
     static constexpr char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < bytes; ++i) {
-        auto b = static_cast<unsigned>(rd()) & 0xff;
+    for (unsigned char b : raw) {
         out += digits[b >> 4];
         out += digits[b & 0xf];
     }
@@ -74,36 +84,76 @@ bool file_exists(const std::string& p) {
     return lstat(p.c_str(), &st) == 0;
 }
 
+// Writes an errno into the spawn pipe; only async-signal-safe calls, as it runs
+// in a forked child.
+void report_errno(int fd, int err) {
+    while (write(fd, &err, sizeof err) < 0 && errno == EINTR) {
+    }
+}
+
 // Starts the restore helper fully detached: libvirt reads the hook's stdout until
-// EOF and waits for the hook to exit, so the helper must hold neither.
+// EOF and waits for the hook to exit, so the helper must hold neither. A failed
+// fork or exec comes back as an error: a close-on-exec pipe carries the errno of
+// either child and reaches EOF without data only when execv succeeded.
 Result<void> spawn_helper(const std::string& helper, const std::vector<std::string>& args) {
+    const std::string step = "cannot start the restore helper";
+    // Built before fork: the children may only make async-signal-safe calls.
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(helper.c_str()));
+    for (const auto& a : args)
+        argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return fail_errno(errno, helper, step);
+    Fd read_end(fds[0]);
+    Fd write_end(fds[1]);
     pid_t child = fork();
     if (child < 0)
-        return fail_errno(errno, helper, "cannot start the restore helper");
+        return fail_errno(errno, helper, step);
     if (child == 0) {
         setsid();
-        if (fork() != 0)
+        pid_t grandchild = fork();
+        if (grandchild < 0) {
+            report_errno(fds[1], errno);
+            _exit(1);
+        }
+        if (grandchild != 0)
             _exit(0);
         int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-        if (null >= 0) {
-            dup2(null, 0);
-            dup2(null, 1);
-            dup2(null, 2);
+        if (null < 0) {
+            report_errno(fds[1], errno);
+            _exit(127);
         }
-        for (int fd = 3; fd < 1024; ++fd)
-            if (fd != null)
-                close(fd);
-        std::vector<char*> argv;
-        argv.push_back(const_cast<char*>(helper.c_str()));
-        for (const auto& a : args)
-            argv.push_back(const_cast<char*>(a.c_str()));
-        argv.push_back(nullptr);
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        // Everything else libvirt left open closes at exec, the pipe included.
+        if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
+            for (int fd = 3; fd < 1024; ++fd)
+                if (fd != fds[1])
+                    close(fd);
         execv(helper.c_str(), argv.data());
+        report_errno(fds[1], errno);
         _exit(127);
     }
+    write_end.reset();
     int status = 0;
     while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
     }
+    int err = 0;
+    ssize_t n;
+    do
+        n = read(read_end.get(), &err, sizeof err);
+    while (n < 0 && errno == EINTR);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return n == static_cast<ssize_t>(sizeof err)
+                   ? fail_errno(err, helper, step)
+                   : fail(Errc::system, helper, step, "the intermediate process failed");
+    if (n == static_cast<ssize_t>(sizeof err))
+        return fail_errno(err, helper, step);
+    if (n != 0)
+        return fail(Errc::system, helper, step, "cannot read the helper's start report");
     return {};
 }
 
@@ -189,7 +239,12 @@ void on_restore(Context& c, const DomainInfo& info, const StateDir& state,
         refuse_at_start(user.error());
         return;
     }
-    std::string attempt = random_hex(8);
+    auto random = random_hex(8);
+    if (!random) {
+        refuse_at_start(random.error());
+        return;
+    }
+    std::string attempt = std::move(*random);
     std::string qmp_root = c.paths.run_dir + "/qmp";
     std::string dir = qmp_root + "/" + attempt;
     for (auto [path, mode, owner] :
@@ -215,7 +270,7 @@ void on_restore(Context& c, const DomainInfo& info, const StateDir& state,
         refuse_at_start(ok.error());
         return;
     }
-    if (auto ok = spawn_helper(helper, {"--restore-helper", info.uuid, attempt, socket}); !ok) {
+    if (auto ok = spawn_helper(helper, {info.uuid, attempt, socket, info.name}); !ok) {
         refuse_at_start(ok.error());
         return;
     }
@@ -393,111 +448,6 @@ HookOutcome run_hook(const Paths& paths, const HookCall& call, const std::string
     else if (call.op == "migrate" && call.subop == "begin")
         strip_monitor(c);
     return c.out;
-}
-
-Result<void> run_restore_helper(const Paths& paths, std::string_view uuid, std::string_view attempt,
-                                const std::string& socket, std::vector<std::string>& log) {
-    auto state = StateDir::open(paths.state_dir);
-    if (!state)
-        return std::unexpected(state.error());
-    auto record_failure = [&](const Error& e) {
-        auto m = state->load(uuid);
-        if (m && *m && (*m)->attempt == attempt) {
-            (*m)->last_error = "restore helper: " + e.message();
-            (void)state->store(**m);
-        }
-        return std::unexpected(e);
-    };
-    // Fault injection for the integration test of a helper that never connects
-    // (the directory is root's own, under the root-only run directory).
-    if (file_exists(paths.run_dir + "/faults/helper-never-connects")) {
-        log.push_back("fault injected: not connecting to " + socket);
-        return fail(Errc::verify, std::string(uuid), "restore helper",
-                    "fault injected: never connected");
-    }
-    // QEMU creates the socket a moment after libvirt starts it.
-    auto qmp = QmpClient::connect(socket, 60s);
-    if (!qmp)
-        return record_failure(qmp.error());
-    std::int64_t connected_at = now_us();
-    log.push_back("connected to " + socket);
-    if (auto r = qmp->execute("migrate-set-capabilities", capability_arguments(capability, true));
-        !r)
-        return record_failure(r.error());
-    log.push_back("x-ignore-shared on");
-
-    // Wait for libvirt's incoming migration to finish loading the device state.
-    // Blocking on MIGRATION events (libvirt turns the "events" capability on before
-    // migrate-incoming) rather than polling keeps this monitor quiet while libvirt
-    // probes the new QEMU: every QMP command here would be one more the QEMU main
-    // loop serves in the middle of the guest's pause. A slow query-migrate covers a
-    // libvirt that runs without events.
-    std::string status = "none";
-    std::int64_t setup_at = 0;
-    std::int64_t loaded_at = 0;
-    auto finished = [](const std::string& s) {
-        return s == "completed" || s == "failed" || s == "cancelled";
-    };
-    auto deadline = std::chrono::steady_clock::now() + 10min;
-    while (!finished(status) && std::chrono::steady_clock::now() < deadline) {
-        auto event = qmp->wait_event("MIGRATION", 250ms);
-        if (event) {
-            auto s = migration_status(event->data);
-            if (!s)
-                return record_failure(s.error());
-            status = *s;
-            std::int64_t at = event->at_us > 0 ? event->at_us : now_us();
-            if (status == "setup" && setup_at == 0)
-                setup_at = at;
-            if (finished(status))
-                loaded_at = at;
-            continue;
-        }
-        if (event.error().code != Errc::timeout)
-            return record_failure(event.error());
-        auto r = qmp->execute("query-migrate");
-        if (!r)
-            return record_failure(r.error());
-        auto s = migration_status(*r);
-        if (!s)
-            return record_failure(s.error());
-        status = *s;
-        if (finished(status))
-            loaded_at = now_us();
-    }
-    log.push_back("incoming migration " + status);
-    // A running VM must never keep the capability: a later migration to another
-    // host would skip its RAM.
-    if (auto r = qmp->execute("migrate-set-capabilities", capability_arguments(capability, false));
-        !r)
-        return record_failure(r.error());
-    auto caps = qmp->execute("query-migrate-capabilities");
-    if (!caps)
-        return record_failure(caps.error());
-    auto on = capability_state(*caps, capability);
-    if (!on || *on)
-        return record_failure(Error{Errc::verify, std::string(uuid),
-                                    "cannot switch x-ignore-shared off",
-                                    on ? "still on" : on.error().message()});
-    log.push_back("x-ignore-shared off");
-    if (status != "completed")
-        return record_failure(Error{Errc::verify, std::string(uuid), "incoming migration " + status,
-                                    "QEMU did not load the state"});
-
-    auto m = state->load(uuid);
-    if (m && *m && (*m)->attempt == attempt) {
-        (*m)->state = SaveState::restored;
-        (*m)->last_error.clear();
-        (*m)->timeline.push_back({"helper-connected", connected_at});
-        if (setup_at > 0)
-            (*m)->timeline.push_back({"migration-setup", setup_at});
-        (*m)->timeline.push_back({"loaded", loaded_at});
-        if (auto ok = state->store(**m); !ok)
-            return std::unexpected(ok.error());
-    }
-    std::error_code ec;
-    std::filesystem::remove_all(parent_dir(socket), ec);
-    return {};
 }
 
 } // namespace vmupdate

@@ -8,7 +8,9 @@
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <iterator>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -23,10 +25,6 @@ using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-// QEMU's replies are small; the cap only stops a broken peer from eating memory.
-constexpr size_t max_message = 16 * 1024 * 1024;
-// Events nobody waits for would otherwise pile up for as long as the connection lives.
-constexpr size_t max_queued_events = 1024;
 // Short: the restore helper's connection marks QEMU's start in the phase breakdown,
 // and a connect() that fails costs microseconds.
 constexpr milliseconds connect_retry_interval{2};
@@ -100,16 +98,67 @@ struct QueuedEvent {
     QmpEvent event;
 };
 
-// QEMU stamps every event {"seconds": S, "microseconds": U}; 0 when it is missing.
+// An integer member that fits in int64_t; nullopt for anything else.
+std::optional<std::int64_t> int64_value(const json& v) {
+    if (v.is_number_unsigned()) {
+        auto u = v.get<std::uint64_t>();
+        if (u > static_cast<std::uint64_t>(INT64_MAX))
+            return std::nullopt;
+        return static_cast<std::int64_t>(u);
+    }
+    if (v.is_number_integer())
+        return v.get<std::int64_t>();
+    return std::nullopt;
+}
+
+// QEMU stamps every event {"seconds": S, "microseconds": U}; 0 when it is missing
+// or out of range (the values come from the peer: no overflow on any of them).
 std::int64_t event_time_us(const json& j) {
     auto ts = j.find("timestamp");
     if (ts == j.end() || !ts->is_object())
         return 0;
     auto s = ts->find("seconds");
     auto us = ts->find("microseconds");
-    if (s == ts->end() || us == ts->end() || !s->is_number_integer() || !us->is_number_integer())
+    if (s == ts->end() || us == ts->end())
         return 0;
-    return s->get<std::int64_t>() * 1000000 + us->get<std::int64_t>();
+    auto seconds = int64_value(*s);
+    auto micros = int64_value(*us);
+    if (!seconds || !micros || *seconds < 0 || *micros < 0 || *micros >= 1000000)
+        return 0;
+    std::int64_t out = 0;
+    if (__builtin_mul_overflow(*seconds, std::int64_t{1000000}, &out) ||
+        __builtin_add_overflow(out, *micros, &out))
+        return 0;
+    return out;
+}
+
+// Whether the JSON text nests arrays and objects deeper than `max_depth`, counted
+// outside strings. Checked before parsing: nlohmann's dump() and the destruction
+// of a value recurse once per level, so a deep enough message overflows the stack.
+bool nested_deeper_than(std::string_view text, size_t max_depth) {
+    size_t depth = 0;
+    bool in_string = false;
+    bool escaped = false;
+    for (char c : text) {
+        if (in_string) {
+            if (escaped)
+                escaped = false;
+            else if (c == '\\')
+                escaped = true;
+            else if (c == '"')
+                in_string = false;
+            continue;
+        }
+        if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max_depth)
+                return true;
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            --depth;
+        }
+    }
+    return false;
 }
 
 } // namespace
@@ -117,8 +166,10 @@ std::int64_t event_time_us(const json& j) {
 struct QmpClient::Impl {
     Fd fd;
     std::string object;
-    std::string buffer; // received bytes not yet consumed as messages
-    size_t scanned = 0; // prefix of buffer known to hold no newline
+    QmpLimits limits;
+    size_t queued_bytes = 0; // data of the queued events
+    std::string buffer;      // received bytes not yet consumed as messages
+    size_t scanned = 0;      // prefix of buffer known to hold no newline
     std::deque<QueuedEvent> events;
     std::uint64_t next_id = 1;
     std::string broken; // why the stream can no longer be trusted; empty while it can
@@ -177,6 +228,18 @@ struct QmpClient::Impl {
                     scanned = 0;
                     continue;
                 }
+                if (line.size() > limits.max_message) {
+                    buffer.clear();
+                    scanned = 0;
+                    return break_off(Errc::qmp, step, too_long());
+                }
+                if (nested_deeper_than(line, limits.max_depth)) {
+                    buffer.clear();
+                    scanned = 0;
+                    return break_off(Errc::qmp, step,
+                                     "JSON from QEMU nested deeper than " +
+                                         std::to_string(limits.max_depth) + " levels");
+                }
                 json j = parse(line);
                 bool garbage = j.is_discarded();
                 std::string bad = garbage || !j.is_object() ? excerpt(line) : std::string();
@@ -190,9 +253,15 @@ struct QmpClient::Impl {
                 return j;
             }
             scanned = buffer.size();
-            if (buffer.size() > max_message)
-                return break_off(Errc::qmp, step, "message from QEMU longer than 16 MiB");
-
+            if (buffer.size() > limits.max_message) {
+                buffer.clear();
+                scanned = 0;
+                return break_off(Errc::qmp, step, too_long());
+            }
+            // Checked here and not only by poll(): a peer that never stops sending
+            // would otherwise keep the caller reading past its deadline.
+            if (Clock::now() >= deadline)
+                return fail(Errc::timeout, object, step, timed_out(timeout));
             if (int err = wait_for(fd.get(), POLLIN, deadline); err != 0) {
                 if (err == ETIMEDOUT)
                     return fail(Errc::timeout, object, step, timed_out(timeout));
@@ -215,7 +284,16 @@ struct QmpClient::Impl {
         }
     }
 
-    // Queues an event message; returns false when `j` is not one.
+    std::string too_long() const {
+        constexpr size_t mib = 1024 * 1024;
+        return "message from QEMU longer than " +
+               (limits.max_message % mib == 0 && limits.max_message > 0
+                    ? std::to_string(limits.max_message / mib) + " MiB"
+                    : std::to_string(limits.max_message) + " bytes");
+    }
+
+    // Queues an event message; returns false when `j` is not one. The oldest events
+    // go when the queue exceeds its limits: nobody may be waiting for them.
     bool queue_if_event(const json& j) {
         const std::string* name = string_member(j, "event");
         if (name == nullptr)
@@ -223,9 +301,30 @@ struct QmpClient::Impl {
         auto data = j.find("data");
         events.push_back(
             {*name, {data == j.end() ? std::string("{}") : dump(*data), event_time_us(j)}});
-        if (events.size() > max_queued_events)
-            events.pop_front();
+        queued_bytes += events.back().name.size() + events.back().event.data.size();
+        while (!events.empty() && (events.size() > limits.max_queued_events ||
+                                   queued_bytes > limits.max_queued_event_bytes))
+            pop_event(events.begin());
         return true;
+    }
+
+    // Removes a queued event and returns it.
+    QmpEvent pop_event(std::deque<QueuedEvent>::iterator it) {
+        queued_bytes -= it->name.size() + it->event.data.size();
+        QmpEvent e = std::move(it->event);
+        events.erase(it);
+        return e;
+    }
+
+    // Refuses a peer that options.check_peer rejects; `fd` is a connected socket.
+    Result<void> verify_peer(const QmpOptions& options) {
+        if (!options.check_peer)
+            return {};
+        ucred cred{};
+        socklen_t len = sizeof cred;
+        if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+            return fail_errno(errno, object, "cannot identify the QMP peer");
+        return options.check_peer(QmpPeer{cred.pid, cred.uid, cred.gid});
     }
 
     Result<std::string> execute(std::string_view command, std::string_view arguments_json,
@@ -288,17 +387,22 @@ QmpClient::QmpClient(QmpClient&&) noexcept = default;
 QmpClient& QmpClient::operator=(QmpClient&&) noexcept = default;
 QmpClient::~QmpClient() = default;
 
-Result<QmpClient> QmpClient::adopt(int fd, std::string object_name, milliseconds timeout) {
+Result<QmpClient> QmpClient::adopt(int fd, std::string object_name, milliseconds timeout,
+                                   const QmpOptions& options) {
     auto deadline = deadline_after(timeout);
     auto impl = std::make_unique<Impl>();
     impl->fd.reset(fd);
     impl->object = std::move(object_name);
+    impl->limits = options.limits;
+    if (auto ok = impl->verify_peer(options); !ok)
+        return std::unexpected(ok.error());
     if (auto ok = impl->handshake(deadline, timeout); !ok)
         return std::unexpected(ok.error());
     return QmpClient(std::move(impl));
 }
 
-Result<QmpClient> QmpClient::connect(const std::string& socket_path, milliseconds timeout) {
+Result<QmpClient> QmpClient::connect(const std::string& socket_path, milliseconds timeout,
+                                     const QmpOptions& options) {
     const std::string step = "cannot connect to QMP socket";
     auto deadline = deadline_after(timeout);
     sockaddr_un addr{};
@@ -322,6 +426,9 @@ Result<QmpClient> QmpClient::connect(const std::string& socket_path, millisecond
             auto impl = std::make_unique<Impl>();
             impl->fd = std::move(sock);
             impl->object = socket_path;
+            impl->limits = options.limits;
+            if (auto ok = impl->verify_peer(options); !ok)
+                return std::unexpected(ok.error());
             if (auto ok = impl->handshake(deadline, timeout); !ok)
                 return std::unexpected(ok.error());
             return QmpClient(std::move(impl));
@@ -350,11 +457,8 @@ Result<QmpEvent> QmpClient::wait_event(std::string_view name, milliseconds timeo
     auto& events = impl_->events;
     if (auto it = std::find_if(events.begin(), events.end(),
                                [&](const QueuedEvent& e) { return e.name == name; });
-        it != events.end()) {
-        QmpEvent e = std::move(it->event);
-        events.erase(it);
-        return e;
-    }
+        it != events.end())
+        return impl_->pop_event(it);
     if (auto ok = impl_->check_usable(step); !ok)
         return std::unexpected(ok.error());
     for (;;) {
@@ -364,11 +468,8 @@ Result<QmpEvent> QmpClient::wait_event(std::string_view name, milliseconds timeo
         // Replies here can only be late ones to commands that timed out.
         if (!impl_->queue_if_event(*message))
             continue;
-        if (events.back().name == name) {
-            QmpEvent e = std::move(events.back().event);
-            events.pop_back();
-            return e;
-        }
+        if (!events.empty() && events.back().name == name)
+            return impl_->pop_event(std::prev(events.end()));
     }
 }
 

@@ -48,17 +48,21 @@ public:
     Peer& operator=(const Peer&) = delete;
     ~Peer() { close_now(); }
 
-    // Writes raw bytes; a client that went away is not an error here.
-    void send_raw(std::string_view text) {
+    // Writes raw bytes; a client that went away is not an error here (false).
+    bool send_raw(std::string_view text) {
         while (!text.empty() && fd_ >= 0) {
             ssize_t n = ::send(fd_, text.data(), text.size(), MSG_NOSIGNAL);
             if (n < 0 && errno == EINTR)
                 continue;
             if (n <= 0)
-                return;
+                return false;
             text.remove_prefix(static_cast<size_t>(n));
         }
+        return fd_ >= 0;
     }
+
+    // Every byte the client has sent so far.
+    size_t bytes_received() const { return received_; }
 
     // One message with QEMU's line ending.
     void send(std::string_view message) { send_raw(std::string(message) + "\r\n"); }
@@ -106,11 +110,13 @@ private:
         if (n <= 0)
             return false;
         buf_.append(chunk, static_cast<size_t>(n));
+        received_ += static_cast<size_t>(n);
         return true;
     }
 
     int fd_;
     std::string buf_;
+    size_t received_ = 0;
 };
 
 // Plays QEMU with `script` on one end of a socketpair in a thread. Declare it before
@@ -703,4 +709,187 @@ TEST(QmpJson, MigrationStatusMalformed) {
         ASSERT_FALSE(r) << text;
         EXPECT_EQ(r.error().code, Errc::invalid_input) << text;
     }
+}
+
+// Hostile peers: everything QEMU sends is bounded (issue 10, defect 7).
+
+TEST(QmpClient, MessageLimitIsAnOption) {
+    FakeQemu qemu([](Peer& p) {
+        p.negotiate();
+        p.request();
+        p.send_raw(R"({"return": ")" + std::string(8192, 'a')); // no newline
+        p.wait_closed();
+    });
+    QmpOptions options;
+    options.limits.max_message = 4096;
+    auto client = QmpClient::adopt(qemu.take_fd(), "fake.sock", 2s, options);
+    ASSERT_TRUE(client) << client.error().message();
+    auto r = client->execute("query-migrate", {}, 2s);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Errc::qmp);
+    EXPECT_NE(r.error().cause.find("longer than 4096 bytes"), std::string::npos) << r.error().cause;
+}
+
+TEST(QmpClient, RejectsACompleteLineOverTheLimit) {
+    FakeQemu qemu([](Peer& p) {
+        p.negotiate();
+        p.request();
+        p.send(R"({"return": ")" + std::string(8192, 'a') + "\"}");
+        p.wait_closed();
+    });
+    QmpOptions options;
+    options.limits.max_message = 4096;
+    auto client = QmpClient::adopt(qemu.take_fd(), "fake.sock", 2s, options);
+    ASSERT_TRUE(client) << client.error().message();
+    auto r = client->execute("query-migrate", {}, 2s);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().cause.find("longer than"), std::string::npos) << r.error().cause;
+}
+
+TEST(QmpClient, RejectsDeepNestingBeforeParsing) {
+    FakeQemu qemu([](Peer& p) {
+        p.negotiate();
+        // Brackets inside a string do not count.
+        p.send(
+            R"({"event": "OK", "data": {"s": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\"[[["}})");
+        constexpr size_t depth = 100000;
+        p.send(R"({"event": "DEEP", "data": )" + std::string(depth, '[') + std::string(depth, ']') +
+               "}");
+        p.wait_closed();
+    });
+    auto client = QmpClient::adopt(qemu.take_fd(), "fake.sock", 2s);
+    ASSERT_TRUE(client) << client.error().message();
+    auto ok = client->wait_event("OK", 2s);
+    ASSERT_TRUE(ok) << ok.error().message();
+    auto deep = client->wait_event("DEEP", 2s);
+    ASSERT_FALSE(deep);
+    EXPECT_EQ(deep.error().code, Errc::qmp);
+    EXPECT_NE(deep.error().cause.find("nested deeper than 64"), std::string::npos)
+        << deep.error().cause;
+}
+
+TEST(QmpClient, AcceptsNestingUpToTheLimit) {
+    FakeQemu qemu([](Peer& p) {
+        p.negotiate();
+        // The event object is level 1, its data levels 2 and up.
+        p.send(R"({"event": "E", "data": )" + std::string(63, '[') + std::string(63, ']') + "}");
+        p.wait_closed();
+    });
+    auto client = QmpClient::adopt(qemu.take_fd(), "fake.sock", 2s);
+    ASSERT_TRUE(client) << client.error().message();
+    auto e = client->wait_event("E", 2s);
+    EXPECT_TRUE(e) << e.error().message();
+}
+
+TEST(QmpClient, TimestampsOutOfRangeBecomeZero) {
+    FakeQemu qemu([](Peer& p) {
+        p.negotiate();
+        for (const char* ts :
+             {R"({"seconds": 9223372036854775807, "microseconds": 999999})",
+              R"({"seconds": 18446744073709551615, "microseconds": 1})",
+              R"({"seconds": 9223372036854, "microseconds": 9223372036854775807})",
+              R"({"seconds": -1, "microseconds": 5})", R"({"seconds": 5, "microseconds": -5})",
+              R"({"seconds": 1.5, "microseconds": 5})",
+              R"({"seconds": 1700000000, "microseconds": 250})"})
+            p.send(std::string(R"({"event": "T", "data": {}, "timestamp": )") + ts + "}");
+        p.wait_closed();
+    });
+    auto client = QmpClient::adopt(qemu.take_fd(), "fake.sock", 2s);
+    ASSERT_TRUE(client) << client.error().message();
+    for (int i = 0; i < 6; ++i) {
+        auto e = client->wait_event("T", 2s);
+        ASSERT_TRUE(e) << e.error().message();
+        EXPECT_EQ(e->at_us, 0) << "event " << i;
+    }
+    auto e = client->wait_event("T", 2s);
+    ASSERT_TRUE(e) << e.error().message();
+    EXPECT_EQ(e->at_us, 1700000000000250);
+}
+
+TEST(QmpClient, QueuedEventsAreBounded) {
+    FakeQemu qemu([](Peer& p) {
+        p.negotiate();
+        json req = p.request();
+        for (int i = 1; i <= 5; ++i)
+            p.send(R"({"event": "E)" + std::to_string(i) + R"(", "data": {}})");
+        p.send(R"({"event": "BIG", "data": {"x": ")" + std::string(3000, 'x') + "\"}}");
+        p.send(R"({"return": {}, "id": )" + req.value("id", json()).dump() + "}");
+        p.wait_closed();
+    });
+    QmpOptions options;
+    options.limits.max_queued_events = 3;
+    options.limits.max_queued_event_bytes = 2048;
+    auto client = QmpClient::adopt(qemu.take_fd(), "fake.sock", 2s, options);
+    ASSERT_TRUE(client) << client.error().message();
+    ASSERT_TRUE(client->execute("query-status", {}, 2s));
+    // Three events fit by count, but BIG alone exceeds the bytes: all dropped,
+    // oldest first.
+    for (const char* name : {"E1", "E2", "E3", "E4", "E5", "BIG"}) {
+        auto e = client->wait_event(name, 0ms);
+        EXPECT_FALSE(e) << name;
+    }
+}
+
+TEST(QmpClient, QueueKeepsTheNewestEvents) {
+    FakeQemu qemu([](Peer& p) {
+        p.negotiate();
+        json req = p.request();
+        for (int i = 1; i <= 5; ++i)
+            p.send(R"({"event": "E)" + std::to_string(i) + R"(", "data": {}})");
+        p.send(R"({"return": {}, "id": )" + req.value("id", json()).dump() + "}");
+        p.wait_closed();
+    });
+    QmpOptions options;
+    options.limits.max_queued_events = 2;
+    auto client = QmpClient::adopt(qemu.take_fd(), "fake.sock", 2s, options);
+    ASSERT_TRUE(client) << client.error().message();
+    ASSERT_TRUE(client->execute("query-status", {}, 2s));
+    EXPECT_FALSE(client->wait_event("E3", 0ms));
+    EXPECT_TRUE(client->wait_event("E4", 0ms));
+    EXPECT_TRUE(client->wait_event("E5", 0ms));
+}
+
+TEST(QmpClient, AFloodDoesNotOutlastTheDeadline) {
+    FakeQemu qemu([](Peer& p) {
+        p.negotiate();
+        std::string block;
+        while (block.size() < 64 * 1024)
+            block += R"({"event": "SPAM", "data": {}})"
+                     "\n";
+        // Until the client hangs up or 20 s pass.
+        auto start = Clock::now();
+        while (ms_since(start) < 20000 && p.send_raw(block)) {
+        }
+    });
+    auto client = QmpClient::adopt(qemu.take_fd(), "fake.sock", 2s);
+    ASSERT_TRUE(client) << client.error().message();
+    auto start = Clock::now();
+    auto e = client->wait_event("MIGRATION", 200ms);
+    ASSERT_FALSE(e);
+    EXPECT_EQ(e.error().code, Errc::timeout);
+    EXPECT_LT(ms_since(start), 2000);
+}
+
+TEST(QmpClient, ChecksThePeerBeforeAnythingIsSent) {
+    std::size_t received = 1;
+    QmpPeer seen;
+    {
+        FakeQemu qemu([&](Peer& p) {
+            p.send(greeting);
+            p.wait_closed();
+            received = p.bytes_received();
+        });
+        QmpOptions options;
+        options.check_peer = [&](const QmpPeer& peer) -> Result<void> {
+            seen = peer;
+            return fail(Errc::refused, "fake.sock", "refused the QMP peer", "test");
+        };
+        auto client = QmpClient::adopt(qemu.take_fd(), "fake.sock", 2s, options);
+        ASSERT_FALSE(client);
+        EXPECT_EQ(client.error().code, Errc::refused);
+    }
+    EXPECT_EQ(received, 0u) << "nothing is sent to a refused peer";
+    // A socketpair's credentials are those of the process that made it.
+    EXPECT_EQ(seen.pid, ::getpid());
+    EXPECT_EQ(seen.uid, ::getuid());
 }

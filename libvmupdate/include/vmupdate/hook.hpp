@@ -26,18 +26,11 @@ struct HookOutcome {
     std::vector<std::string> log; ///< what was done, for the hook log
 };
 
-/// Handles one hook call. `helper` is the executable to start as the restore
-/// helper (the hook itself). Never calls libvirt; never blocks for long.
+/// Handles one hook call. `helper` is the restore helper executable, started on
+/// restore as `helper UUID ATTEMPT SOCKET DOMAIN` (see restore_helper.hpp).
+/// Never calls libvirt; never blocks for long.
 [[nodiscard]] HookOutcome run_hook(const Paths& paths, const HookCall& call,
                                    const std::string& helper);
-
-/// The restore helper: connects to the private QMP monitor of the QEMU that
-/// restores `uuid` in attempt `attempt`, turns x-ignore-shared on before the
-/// incoming migration, waits for it to finish and turns it off again. Log lines
-/// go to `log`.
-[[nodiscard]] Result<void> run_restore_helper(const Paths& paths, std::string_view uuid,
-                                              std::string_view attempt, const std::string& socket,
-                                              std::vector<std::string>& log);
 
 /// The QEMU process's user and group from qemu.conf (Debian's libvirt-qemu by default).
 struct QemuUser {

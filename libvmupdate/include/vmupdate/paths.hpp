@@ -18,6 +18,7 @@ struct Paths {
     std::string save_dir = "/var/lib/libvirt/qemu/save";   ///< libvirt's managed-save images
     std::string hooks_dir = "/etc/libvirt/hooks/qemu.d";   ///< libvirt's qemu hook directory
     std::string qemu_log_dir = "/var/log/libvirt/qemu";    ///< libvirt's per-domain QEMU logs
+    std::string qemu_pid_dir = "/run/libvirt/qemu";        ///< libvirt's <name>.pid of each QEMU
 };
 
 /// libvirt's managed-save image of a domain: <save_dir>/<name>.save.

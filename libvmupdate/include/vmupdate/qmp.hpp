@@ -5,7 +5,9 @@
 #include "vmupdate/error.hpp"
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -18,21 +20,48 @@ struct QmpEvent {
     std::int64_t at_us{0}; ///< QEMU's timestamp, microseconds since the epoch; 0 if absent
 };
 
+/// The process at the other end of a QMP socket, as the kernel reports it.
+struct QmpPeer {
+    std::int64_t pid = 0;  ///< the process that created the listening socket
+    std::uint32_t uid = 0; ///< its user at that time
+    std::uint32_t gid = 0; ///< its group at that time
+};
+
+/// What a QmpClient accepts from its peer: everything the peer sends is bounded,
+/// so that a hostile QEMU can neither exhaust memory nor the stack.
+struct QmpLimits {
+    std::size_t max_message = 16 * 1024 * 1024;    ///< longest message in bytes
+    std::size_t max_queued_events = 1024;          ///< events kept for wait_event()
+    std::size_t max_queued_event_bytes = 16 << 20; ///< their data in bytes, in all
+    std::size_t max_depth = 64;                    ///< deepest JSON nesting of a message
+};
+
+/// How a QmpClient connects: its limits and an optional check of the peer.
+struct QmpOptions {
+    QmpLimits limits; ///< bounds on what the peer sends
+    /// Called with the peer's credentials right after connecting, before anything
+    /// is read or sent; an error refuses the connection. Empty: every peer is accepted.
+    std::function<Result<void>(const QmpPeer&)> check_peer;
+};
+
 /// One negotiated QMP connection to a QEMU process. Every read has a deadline, so a
 /// QEMU that stops answering cannot hang the caller. Not safe for concurrent use.
 class QmpClient {
 public:
     /// Connects to a QMP server socket, reads the greeting and negotiates with
     /// qmp_capabilities, all within `timeout`. ENOENT and ECONNREFUSED are retried
-    /// until then, because QEMU creates the socket a moment after it starts.
+    /// until then, because QEMU creates the socket a moment after it starts. The
+    /// peer is checked (options.check_peer) before the greeting is read.
     [[nodiscard]] static Result<QmpClient> connect(const std::string& socket_path,
-                                                   std::chrono::milliseconds timeout);
+                                                   std::chrono::milliseconds timeout,
+                                                   const QmpOptions& options = {});
 
     /// Takes ownership of an already connected stream socket `fd` (closed also on
-    /// failure), then reads the greeting and negotiates within `timeout`.
+    /// failure), checks the peer, then reads the greeting and negotiates within `timeout`.
     /// `object_name` names the connection in errors.
     [[nodiscard]] static Result<QmpClient> adopt(int fd, std::string object_name,
-                                                 std::chrono::milliseconds timeout);
+                                                 std::chrono::milliseconds timeout,
+                                                 const QmpOptions& options = {});
 
     QmpClient(QmpClient&&) noexcept;
     QmpClient& operator=(QmpClient&&) noexcept;

@@ -1,0 +1,339 @@
+#include "vmupdate/restore_helper.hpp"
+
+#include "fd.hpp"
+#include "test_point.hpp"
+#include "vmupdate/domain_xml.hpp"
+#include "vmupdate/manifest.hpp"
+#include "vmupdate/state.hpp"
+
+#include <cerrno>
+#include <charconv>
+#include <ctime>
+#include <dirent.h>
+#include <fcntl.h>
+#include <optional>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace vmupdate {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::string_view capability = "x-ignore-shared";
+
+std::int64_t now_us() {
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+
+bool is_lower_hex(std::string_view s) {
+    return !s.empty() && s.size() <= 64 &&
+           s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+// The pid libvirt recorded for the domain's QEMU in <qemu_pid_dir>/<name>.pid.
+// libvirt writes it (as root, in its root-only state directory) before it lets the
+// process exec QEMU, so by the time QEMU listens on the monitor it names QEMU.
+Result<std::int64_t> qemu_pid(const Paths& paths, const std::string& domain) {
+    if (auto ok = check_domain_name(domain); !ok)
+        return std::unexpected(ok.error());
+    const std::string path = paths.qemu_pid_dir + "/" + domain + ".pid";
+    const std::string step = "cannot read the pidfile of the domain's QEMU";
+    // O_NONBLOCK: a FIFO planted in its place must not block the open.
+    Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+    if (!fd)
+        return fail_errno(errno, path, step);
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0)
+        return fail_errno(errno, path, step);
+    if (!S_ISREG(st.st_mode))
+        return fail(Errc::refused, path, step, "not a regular file");
+    // libvirt writes it with the helper's own identity (root); anything else was
+    // not written by libvirt.
+    if (st.st_uid != ::geteuid())
+        return fail(Errc::refused, path, step, "owned by uid " + std::to_string(st.st_uid));
+    char buf[32];
+    size_t got = 0;
+    while (got < sizeof buf) {
+        ssize_t n = ::read(fd.get(), buf + got, sizeof buf - got);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return fail_errno(errno, path, step);
+        }
+        if (n == 0)
+            break;
+        got += static_cast<size_t>(n);
+    }
+    std::string_view text(buf, got);
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+        text.remove_suffix(1);
+    std::int64_t pid = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), pid);
+    if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || pid <= 0)
+        return fail(Errc::invalid_input, path, step, "not a process id");
+    return pid;
+}
+
+// Removes <run_dir>/qmp/<attempt>/ and what QEMU left in it. The directory belongs
+// to the QEMU user, so nothing in it is followed: entries are unlinked by name
+// relative to directory descriptors opened without following links, and a
+// subdirectory someone planted (which should not be there) is left alone.
+void remove_attempt_dir(const Paths& paths, const std::string& attempt,
+                        std::vector<std::string>& log) {
+    std::string qmp_root = paths.run_dir + "/qmp";
+    Fd root(::open(qmp_root.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!root)
+        return;
+    int dir =
+        ::openat(root.get(), attempt.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dir < 0)
+        return;
+    // fdopendir takes the descriptor over; closedir closes it.
+    DIR* d = ::fdopendir(dir);
+    if (d == nullptr) {
+        Fd owned(dir);
+        return;
+    }
+    std::vector<std::string> names;
+    while (dirent* e = ::readdir(d)) {
+        std::string_view name = e->d_name;
+        if (name != "." && name != "..")
+            names.emplace_back(name);
+    }
+    for (const auto& name : names)
+        if (::unlinkat(::dirfd(d), name.c_str(), 0) != 0 && errno != ENOENT)
+            log.push_back("left " + name + " in the socket directory");
+    ::closedir(d);
+    if (::unlinkat(root.get(), attempt.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
+        log.push_back("cannot remove the socket directory of attempt " + attempt);
+}
+
+bool finished(const std::string& s) {
+    return s == "completed" || s == "failed" || s == "cancelled";
+}
+
+// What the wait for the incoming migration found.
+struct MigrationOutcome {
+    std::string status = "none";
+    std::string error; // QEMU's error-desc of a failed migration
+    std::int64_t setup_at = 0;
+    std::int64_t loaded_at = 0;
+};
+
+// Waits for libvirt's incoming migration to finish loading the device state.
+//
+// Blocking on MIGRATION events (libvirt turns the "events" capability on before
+// migrate-incoming) rather than polling keeps this monitor quiet while libvirt
+// probes the new QEMU: every QMP command here would be one more the QEMU main loop
+// serves in the middle of the guest's pause. A slow query-migrate covers a libvirt
+// that runs without events. An event only says where to look: a terminal status
+// counts once query-migrate confirms it, as events cost a hostile QEMU nothing.
+Result<MigrationOutcome> wait_for_migration(QmpClient& qmp, const RestoreHelperOptions& options,
+                                            std::int64_t connected_at,
+                                            std::vector<std::string>& log) {
+    MigrationOutcome out;
+    // QEMU's timestamps come from the peer: one outside the helper's own lifetime
+    // is replaced by the helper's clock.
+    auto plausible = [&](std::int64_t at) {
+        std::int64_t now = now_us();
+        return at >= connected_at - 1000000 && at <= now ? at : now;
+    };
+    auto query = [&]() -> Result<std::string> {
+        auto r = qmp.execute("query-migrate", {}, options.command_timeout);
+        if (!r)
+            return std::unexpected(r.error());
+        auto s = migration_status(*r);
+        if (!s)
+            return std::unexpected(s.error());
+        if (*s == "failed")
+            if (auto desc = migration_error(*r); desc)
+                out.error = *desc;
+        return *s;
+    };
+    auto deadline = Clock::now() + options.migration_timeout;
+    while (Clock::now() < deadline) {
+        auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+        auto event = qmp.wait_event("MIGRATION", std::min(options.poll_interval, left));
+        if (event) {
+            auto s = migration_status(event->data);
+            if (!s)
+                return std::unexpected(s.error());
+            if (*s == "setup" && out.setup_at == 0)
+                out.setup_at = plausible(event->at_us);
+            if (!finished(*s))
+                continue;
+            auto confirmed = query();
+            if (!confirmed)
+                return std::unexpected(confirmed.error());
+            if (*confirmed != *s) {
+                log.push_back("MIGRATION event says " + *s + ", query-migrate says " + *confirmed +
+                              ": event ignored");
+                out.status = *confirmed;
+                if (finished(out.status)) {
+                    out.loaded_at = now_us();
+                    return out;
+                }
+                continue;
+            }
+            out.status = *confirmed;
+            out.loaded_at = plausible(event->at_us);
+            return out;
+        }
+        if (event.error().code != Errc::timeout)
+            return std::unexpected(event.error());
+        auto s = query();
+        if (!s)
+            return std::unexpected(s.error());
+        out.status = *s;
+        if (finished(out.status)) {
+            out.loaded_at = now_us();
+            return out;
+        }
+    }
+    return out; // not finished: the caller reports the status it got to
+}
+
+} // namespace
+
+Result<RestoreHelperArgs> parse_restore_helper_args(const std::vector<std::string>& argv) {
+    const std::string step = "bad restore helper arguments";
+    if (argv.size() != 4)
+        return fail(Errc::invalid_input, restore_helper_name, step,
+                    "usage: vmupdate-restore-helper UUID ATTEMPT SOCKET DOMAIN (run by the hook)");
+    RestoreHelperArgs args{argv[0], argv[1], argv[2], argv[3]};
+    if (!is_canonical_uuid(args.uuid))
+        return fail(Errc::invalid_input, args.uuid, step, "not a canonical UUID");
+    if (!is_lower_hex(args.attempt))
+        return fail(Errc::invalid_input, args.attempt, step, "the attempt is not a hex id");
+    if (auto ok = check_domain_name(args.domain); !ok)
+        return std::unexpected(ok.error());
+    return args;
+}
+
+Result<void> run_restore_helper(const Paths& paths, const RestoreHelperArgs& args,
+                                std::vector<std::string>& log,
+                                const RestoreHelperOptions& options) {
+    const std::string& uuid = args.uuid;
+    const std::string& attempt = args.attempt;
+    if (!is_canonical_uuid(uuid))
+        return fail(Errc::invalid_input, uuid, "restore helper", "not a canonical UUID");
+    if (!is_lower_hex(attempt))
+        return fail(Errc::invalid_input, attempt, "restore helper", "the attempt is not a hex id");
+    auto state = StateDir::open(paths.state_dir);
+    if (!state)
+        return std::unexpected(state.error());
+    // Only while the manifest still belongs to this attempt: a later restore has
+    // its own helper.
+    auto record_failure = [&](const Error& e) {
+        auto ok = state->update(uuid, [&](Manifest& m) {
+            if (m.attempt != attempt)
+                return false;
+            m.last_error = "restore helper: " + e.message();
+            return true;
+        });
+        if (!ok)
+            log.push_back("cannot record the failure: " + ok.error().message());
+        return std::unexpected(e);
+    };
+    // The socket is where the hook put it; the check keeps the cleanup below from
+    // touching anything else.
+    if (args.socket != paths.run_dir + "/qmp/" + attempt + "/qmp.sock")
+        return record_failure(Error{Errc::invalid_input, args.socket, "restore helper",
+                                    "not the socket of attempt " + attempt});
+    if (auto ok = check_domain_name(args.domain); !ok)
+        return record_failure(ok.error());
+#ifdef VMUPDATE_TEST_POINTS
+    // Fault injection for the integration test of a helper that never connects
+    // (the directory is root's own, under the root-only run directory). Test
+    // builds only: nothing on a production host can switch the helper off.
+    if (struct stat st{};
+        ::lstat((paths.run_dir + "/faults/helper-never-connects").c_str(), &st) == 0) {
+        log.push_back("fault injected: not connecting to " + args.socket);
+        return fail(Errc::verify, uuid, "restore helper", "fault injected: never connected");
+    }
+#endif
+
+    // Anyone running as the QEMU user can create a socket in the attempt's
+    // directory, and the path may even lead to another service's socket: only the
+    // domain's own QEMU is talked to, and nothing is sent before it is identified.
+    QmpOptions qmp_options;
+    qmp_options.limits = options.limits;
+    qmp_options.check_peer = [&](const QmpPeer& peer) -> Result<void> {
+        log.push_back("peer pid " + std::to_string(peer.pid) + ", uid " + std::to_string(peer.uid));
+        auto pid = qemu_pid(paths, args.domain);
+        if (!pid)
+            return std::unexpected(pid.error());
+        if (peer.pid != *pid)
+            return fail(Errc::refused, args.socket, "refused the QMP peer",
+                        "pid " + std::to_string(peer.pid) + " is not the domain's QEMU (pid " +
+                            std::to_string(*pid) + ")");
+        return {};
+    };
+    auto qmp = QmpClient::connect(args.socket, options.connect_timeout, qmp_options);
+    if (!qmp)
+        return record_failure(qmp.error());
+    std::int64_t connected_at = now_us();
+    log.push_back("connected to " + args.socket);
+    test_point("restore-helper-connected");
+    if (auto r = qmp->execute("migrate-set-capabilities", capability_arguments(capability, true),
+                              options.command_timeout);
+        !r)
+        return record_failure(r.error());
+    log.push_back("x-ignore-shared on");
+
+    auto outcome = wait_for_migration(*qmp, options, connected_at, log);
+    if (outcome)
+        log.push_back("incoming migration " + outcome->status);
+    // A running VM must never keep the capability: a later migration to another
+    // host would skip its RAM. Switched off whatever the wait found, as long as
+    // the connection can still be used.
+    auto off = qmp->execute("migrate-set-capabilities", capability_arguments(capability, false),
+                            options.command_timeout);
+    if (!outcome)
+        return record_failure(outcome.error());
+    if (!off)
+        return record_failure(off.error());
+    auto caps = qmp->execute("query-migrate-capabilities", {}, options.command_timeout);
+    if (!caps)
+        return record_failure(caps.error());
+    auto on = capability_state(*caps, capability);
+    if (!on || *on)
+        return record_failure(Error{Errc::verify, uuid, "cannot switch x-ignore-shared off",
+                                    on ? "still on" : on.error().message()});
+    log.push_back("x-ignore-shared off");
+    if (outcome->status != "completed") {
+        std::string cause =
+            !finished(outcome->status)
+                ? "not finished after " + std::to_string(options.migration_timeout.count()) + " ms"
+            : outcome->error.empty() ? "QEMU did not load the state"
+                                     : outcome->error;
+        return record_failure(
+            Error{Errc::verify, uuid, "incoming migration " + outcome->status, cause});
+    }
+
+    bool recorded = false;
+    auto ok = state->update(uuid, [&](Manifest& m) {
+        if (m.attempt != attempt)
+            return false;
+        m.state = SaveState::restored;
+        m.last_error.clear();
+        m.timeline.push_back({"helper-connected", connected_at});
+        if (outcome->setup_at > 0)
+            m.timeline.push_back({"migration-setup", outcome->setup_at});
+        m.timeline.push_back({"loaded", outcome->loaded_at});
+        recorded = true;
+        return true;
+    });
+    if (!ok)
+        return std::unexpected(ok.error());
+    if (!recorded)
+        log.push_back("manifest no longer belongs to attempt " + attempt + ": not recorded");
+    remove_attempt_dir(paths, attempt, log);
+    return {};
+}
+
+} // namespace vmupdate

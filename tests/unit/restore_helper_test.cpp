@@ -1,0 +1,458 @@
+// The restore helper against a fake QEMU: a thread of this test listening on the
+// attempt's socket and speaking QMP, with this process's pid in a fake libvirt
+// pidfile. QEMU is untrusted, so most cases are hostile ones.
+#include "temp_dir.hpp"
+#include "vmupdate/manifest.hpp"
+#include "vmupdate/restore_helper.hpp"
+#include "vmupdate/state.hpp"
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <poll.h>
+#include <string>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <thread>
+#include <unistd.h>
+
+using namespace vmupdate;
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr const char* uuid = "c7a5fdbd-edaf-9455-926a-d65c16db1809";
+constexpr const char* attempt = "0123456789abcdef";
+constexpr std::string_view greeting =
+    R"({"QMP": {"version": {"qemu": {"micro": 2, "minor": 0, "major": 10}, "package": ""}, "capabilities": ["oob"]}})";
+
+using Clock = std::chrono::steady_clock;
+
+// The QEMU end of the connection.
+class Peer {
+public:
+    explicit Peer(int fd) : fd_(fd) {}
+    Peer(const Peer&) = delete;
+    Peer& operator=(const Peer&) = delete;
+    ~Peer() { ::close(fd_); }
+
+    // Writes raw bytes; false once the helper has gone away.
+    bool send_raw(std::string_view text) {
+        while (!text.empty()) {
+            ssize_t n = ::send(fd_, text.data(), text.size(), MSG_NOSIGNAL);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                return false;
+            text.remove_prefix(static_cast<size_t>(n));
+        }
+        return true;
+    }
+    bool send(const std::string& message) { return send_raw(message + "\r\n"); }
+
+    // The next request, parsed; discarded JSON on EOF or after 5 s.
+    json request() {
+        for (;;) {
+            if (auto nl = buf_.find('\n'); nl != std::string::npos) {
+                std::string line = buf_.substr(0, nl);
+                buf_.erase(0, nl + 1);
+                return json::parse(line, nullptr, false);
+            }
+            if (!read_some())
+                return json::parse("", nullptr, false);
+        }
+    }
+
+    // Reads until the helper hangs up (or 5 s pass).
+    void wait_closed() {
+        while (read_some()) {
+        }
+    }
+
+    // Every byte the helper sent.
+    size_t received() const { return received_; }
+
+private:
+    bool read_some() {
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, 5000) <= 0)
+            return false;
+        char chunk[4096];
+        ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
+        if (n <= 0)
+            return false;
+        buf_.append(chunk, static_cast<size_t>(n));
+        received_ += static_cast<size_t>(n);
+        return true;
+    }
+
+    int fd_;
+    std::string buf_;
+    size_t received_ = 0;
+};
+
+// Listens on `path` (from construction on, so that the helper connects at once)
+// and plays QEMU with `script` for the first connection, in a thread.
+class FakeQemu {
+public:
+    FakeQemu(const std::string& path, std::function<void(Peer&)> script) {
+        listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+        if (listen_fd_ < 0 ||
+            ::bind(listen_fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 ||
+            ::listen(listen_fd_, 1) != 0)
+            ADD_FAILURE() << "cannot listen on " << path << ": " << std::strerror(errno);
+        thread_ = std::thread([this, script = std::move(script)] {
+            pollfd p{listen_fd_, POLLIN, 0};
+            if (::poll(&p, 1, 5000) <= 0)
+                return;
+            int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+            if (fd < 0)
+                return;
+            Peer peer(fd);
+            script(peer);
+            received_ = peer.received();
+        });
+    }
+    FakeQemu(const FakeQemu&) = delete;
+    FakeQemu& operator=(const FakeQemu&) = delete;
+    ~FakeQemu() {
+        join();
+        ::close(listen_fd_);
+    }
+    void join() {
+        if (thread_.joinable())
+            thread_.join();
+    }
+    // What the helper sent; after join().
+    size_t received() const { return received_; }
+
+private:
+    int listen_fd_ = -1;
+    std::thread thread_;
+    size_t received_ = 0;
+};
+
+// How the fake QEMU behaves once the helper has turned x-ignore-shared on.
+struct Behaviour {
+    std::function<void(Peer&)> after_capability_on; // e.g. the MIGRATION events
+    std::string query_status = "completed";         // what query-migrate says
+};
+
+// QEMU's side of the conversation: greeting, negotiation and the helper's commands.
+void serve(Peer& p, const Behaviour& b) {
+    if (!p.send(std::string(greeting)))
+        return;
+    bool on = false;
+    for (;;) {
+        json req = p.request();
+        if (req.is_discarded())
+            return;
+        std::string command = req.value("execute", "");
+        json id = req.value("id", json());
+        auto reply = [&](const json& ret) {
+            return p.send(json{{"return", ret}, {"id", id}}.dump());
+        };
+        if (command == "qmp_capabilities") {
+            reply(json::object());
+        } else if (command == "migrate-set-capabilities") {
+            on = req["arguments"]["capabilities"][0]["state"].get<bool>();
+            reply(json::object());
+            if (on && b.after_capability_on)
+                b.after_capability_on(p);
+        } else if (command == "query-migrate") {
+            reply(json{{"status", b.query_status}});
+        } else if (command == "query-migrate-capabilities") {
+            json entry = {{"capability", "x-ignore-shared"}, {"state", on}};
+            reply(json::array({entry}));
+        } else {
+            p.send(
+                json{{"error", {{"class", "CommandNotFound"}, {"desc", "no"}}}, {"id", id}}.dump());
+        }
+    }
+}
+
+std::string event(const std::string& status, std::int64_t seconds = 1700000000) {
+    return json{{"timestamp", {{"seconds", seconds}, {"microseconds", 5}}},
+                {"event", "MIGRATION"},
+                {"data", {{"status", status}}}}
+        .dump();
+}
+
+void migration_events(Peer& p) {
+    auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+    p.send(event("setup", now));
+    p.send(event("active", now));
+    p.send(event("completed", now));
+}
+
+long max_rss_kib() {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    return u.ru_maxrss;
+}
+
+class RestoreHelper : public ::testing::Test {
+protected:
+    void SetUp() override {
+        ASSERT_FALSE(tmp.path().empty());
+        paths.state_dir = tmp / "state";
+        paths.run_dir = tmp / "run";
+        paths.qemu_pid_dir = tmp / "pid";
+        std::filesystem::create_directories(paths.run_dir + "/qmp/" + attempt);
+        std::filesystem::create_directories(paths.qemu_pid_dir);
+        write_pidfile(::getpid());
+        auto s = StateDir::open(paths.state_dir);
+        ASSERT_TRUE(s) << s.error().message();
+        state.emplace(std::move(*s));
+        Manifest m;
+        m.uuid = uuid;
+        m.name = "web1";
+        m.state = SaveState::restoring;
+        m.attempt = attempt;
+        m.ram = {{"pc.ram", "/var/lib/vmupdate/ram/" + std::string(uuid) + "/pc.ram", 2049, 77,
+                  1ULL << 30}};
+        m.image = "/var/lib/libvirt/qemu/save/web1.save";
+        m.image_size = 4096;
+        m.saved_at_us = 1700000000000000;
+        ASSERT_TRUE(state->store(m));
+        args = {uuid, attempt, socket(), "web1"};
+        options.connect_timeout = 2s;
+        options.migration_timeout = 1s;
+        options.command_timeout = 500ms;
+        options.poll_interval = 50ms;
+    }
+
+    void write_pidfile(long pid) {
+        std::ofstream(paths.qemu_pid_dir + "/web1.pid", std::ios::trunc) << pid << '\n';
+    }
+    std::string socket() const { return paths.run_dir + "/qmp/" + attempt + "/qmp.sock"; }
+    Manifest manifest() const {
+        auto m = state->load(uuid);
+        EXPECT_TRUE(m && *m);
+        return m && *m ? **m : Manifest{};
+    }
+    Result<void> run() { return run_restore_helper(paths, args, log, options); }
+
+    // The failure left the manifest restoring, with the helper's error recorded.
+    void expect_failure_recorded(const std::string& cause) {
+        Manifest m = manifest();
+        EXPECT_EQ(m.state, SaveState::restoring);
+        EXPECT_NE(m.last_error.find("restore helper"), std::string::npos) << m.last_error;
+        EXPECT_NE(m.last_error.find(cause), std::string::npos) << m.last_error;
+    }
+
+    vmupdate::testing::TempDir tmp{"helper"};
+    Paths paths;
+    std::optional<StateDir> state;
+    RestoreHelperArgs args;
+    RestoreHelperOptions options;
+    std::vector<std::string> log;
+};
+
+} // namespace
+
+TEST_F(RestoreHelper, RecordsACompletedRestore) {
+    FakeQemu qemu(socket(), [](Peer& p) { serve(p, {migration_events}); });
+    auto ok = run();
+    ASSERT_TRUE(ok) << ok.error().message();
+    qemu.join();
+    Manifest m = manifest();
+    EXPECT_EQ(m.state, SaveState::restored);
+    EXPECT_EQ(m.last_error, "");
+    std::vector<std::string> names;
+    for (const auto& t : m.timeline)
+        names.push_back(t.name);
+    EXPECT_EQ(names, (std::vector<std::string>{"helper-connected", "migration-setup", "loaded"}));
+    struct stat st {};
+    EXPECT_NE(::lstat((paths.run_dir + "/qmp/" + attempt).c_str(), &st), 0)
+        << "the socket directory is removed";
+    bool peer_logged = false;
+    for (const auto& l : log)
+        peer_logged |= l.find("peer pid " + std::to_string(::getpid()) + ", uid ") == 0;
+    EXPECT_TRUE(peer_logged);
+}
+
+TEST_F(RestoreHelper, WorksWithoutEventsThroughQueryMigrate) {
+    FakeQemu qemu(socket(), [](Peer& p) { serve(p, {}); });
+    auto ok = run();
+    ASSERT_TRUE(ok) << ok.error().message();
+    EXPECT_EQ(manifest().state, SaveState::restored);
+}
+
+TEST_F(RestoreHelper, SilentPeerTimesOut) {
+    options.connect_timeout = 300ms;
+    FakeQemu qemu(socket(), [](Peer& p) { p.wait_closed(); });
+    auto start = Clock::now();
+    auto ok = run();
+    ASSERT_FALSE(ok);
+    EXPECT_EQ(ok.error().code, Errc::timeout) << ok.error().message();
+    EXPECT_LT(Clock::now() - start, 3s);
+    expect_failure_recorded("timed out");
+}
+
+TEST_F(RestoreHelper, NoSocketTimesOut) {
+    options.connect_timeout = 200ms;
+    auto ok = run();
+    ASSERT_FALSE(ok);
+    EXPECT_EQ(ok.error().code, Errc::timeout) << ok.error().message();
+    expect_failure_recorded("timed out");
+}
+
+TEST_F(RestoreHelper, FloodWithoutNewlineIsBounded) {
+    long before = max_rss_kib();
+    FakeQemu qemu(socket(), [](Peer& p) {
+        std::string chunk(64 * 1024, 'a');
+        if (!p.send_raw(R"({"event": "SPAM", "data": ")"))
+            return;
+        for (size_t sent = 0; sent < 100u * 1024 * 1024; sent += chunk.size())
+            if (!p.send_raw(chunk))
+                return;
+    });
+    auto ok = run();
+    ASSERT_FALSE(ok);
+    EXPECT_EQ(ok.error().code, Errc::qmp) << ok.error().message();
+    qemu.join();
+    EXPECT_LT(max_rss_kib() - before, 64 * 1024) << "KiB of peak RSS growth";
+    expect_failure_recorded("longer than");
+}
+
+TEST_F(RestoreHelper, FloodOfEventsIsBounded) {
+    long before = max_rss_kib();
+    FakeQemu qemu(socket(), [](Peer& p) {
+        serve(p, {[](Peer& q) {
+                  std::string line =
+                      R"({"event": "SPAM", "data": {"x": ")" + std::string(1000, 'b') + "\"}}\n";
+                  std::string block;
+                  while (block.size() < 64 * 1024)
+                      block += line;
+                  for (size_t sent = 0; sent < 100u * 1024 * 1024; sent += block.size())
+                      if (!q.send_raw(block))
+                          return;
+              }});
+    });
+    auto start = Clock::now();
+    auto ok = run();
+    ASSERT_FALSE(ok);
+    EXPECT_LT(Clock::now() - start, 10s);
+    qemu.join();
+    EXPECT_LT(max_rss_kib() - before, 64 * 1024) << "KiB of peak RSS growth";
+    EXPECT_NE(manifest().state, SaveState::restored);
+    EXPECT_NE(manifest().last_error, "");
+}
+
+TEST_F(RestoreHelper, DeeplyNestedEventIsAProtocolError) {
+    FakeQemu qemu(socket(), [](Peer& p) {
+        serve(p, {[](Peer& q) {
+                  constexpr size_t depth = 100000;
+                  q.send(R"({"event": "MIGRATION", "data": )" + std::string(depth, '[') +
+                         std::string(depth, ']') + "}");
+              }});
+    });
+    auto ok = run();
+    ASSERT_FALSE(ok);
+    EXPECT_EQ(ok.error().code, Errc::qmp) << ok.error().message();
+    expect_failure_recorded("nested deeper");
+}
+
+TEST_F(RestoreHelper, CompletedEventNeedsQueryMigrateToAgree) {
+    FakeQemu qemu(socket(), [](Peer& p) {
+        Behaviour b{[](Peer& q) { q.send(event("completed")); }, "active"};
+        serve(p, b);
+    });
+    auto ok = run();
+    ASSERT_FALSE(ok);
+    EXPECT_EQ(ok.error().code, Errc::verify) << ok.error().message();
+    expect_failure_recorded("incoming migration active");
+}
+
+TEST_F(RestoreHelper, FailedMigrationIsRecorded) {
+    FakeQemu qemu(socket(), [](Peer& p) {
+        serve(p, {[](Peer& q) { q.send(event("failed")); }, "failed"});
+    });
+    auto ok = run();
+    ASSERT_FALSE(ok);
+    expect_failure_recorded("incoming migration failed");
+}
+
+TEST_F(RestoreHelper, RefusesAPeerThatIsNotTheDomainsQemu) {
+    write_pidfile(1);
+    FakeQemu qemu(socket(), [](Peer& p) {
+        p.send(std::string(greeting));
+        p.wait_closed();
+    });
+    auto ok = run();
+    ASSERT_FALSE(ok);
+    EXPECT_EQ(ok.error().code, Errc::refused) << ok.error().message();
+    qemu.join();
+    EXPECT_EQ(qemu.received(), 0u) << "nothing is sent to an unidentified peer";
+    expect_failure_recorded("is not the domain's QEMU");
+}
+
+TEST_F(RestoreHelper, RefusesWithoutAPidfile) {
+    ASSERT_EQ(::unlink((paths.qemu_pid_dir + "/web1.pid").c_str()), 0);
+    FakeQemu qemu(socket(), [](Peer& p) { p.wait_closed(); });
+    auto ok = run();
+    ASSERT_FALSE(ok);
+    qemu.join();
+    EXPECT_EQ(qemu.received(), 0u);
+    expect_failure_recorded("pidfile");
+}
+
+TEST_F(RestoreHelper, RefusesAPidfileThatIsALink) {
+    std::string pidfile = paths.qemu_pid_dir + "/web1.pid";
+    std::string elsewhere = tmp / "elsewhere.pid";
+    ASSERT_EQ(::rename(pidfile.c_str(), elsewhere.c_str()), 0);
+    ASSERT_EQ(::symlink(elsewhere.c_str(), pidfile.c_str()), 0);
+    FakeQemu qemu(socket(), [](Peer& p) { p.wait_closed(); });
+    auto ok = run();
+    ASSERT_FALSE(ok);
+    expect_failure_recorded("pidfile");
+}
+
+TEST_F(RestoreHelper, LeavesAnotherAttemptsManifestAlone) {
+    ASSERT_TRUE(state->update(uuid, [](Manifest& m) {
+        m.attempt = "fedcba9876543210";
+        return true;
+    }));
+    FakeQemu qemu(socket(), [](Peer& p) { serve(p, {migration_events}); });
+    auto ok = run();
+    ASSERT_TRUE(ok) << ok.error().message();
+    Manifest m = manifest();
+    EXPECT_EQ(m.state, SaveState::restoring);
+    EXPECT_TRUE(m.timeline.empty());
+}
+
+TEST_F(RestoreHelper, RefusesASocketOutsideTheAttempt) {
+    args.socket = tmp / "elsewhere.sock";
+    auto ok = run();
+    ASSERT_FALSE(ok);
+    EXPECT_EQ(ok.error().code, Errc::invalid_input);
+}
+
+TEST(RestoreHelperArgs, ParsesTheHooksCommandLine) {
+    auto a = parse_restore_helper_args({uuid, attempt, "/run/vmupdate/qmp/x/qmp.sock", "web1"});
+    ASSERT_TRUE(a) << a.error().message();
+    EXPECT_EQ(a->uuid, uuid);
+    EXPECT_EQ(a->attempt, attempt);
+    EXPECT_EQ(a->domain, "web1");
+    // A domain may have any safe name, options included: arguments are positional.
+    EXPECT_TRUE(parse_restore_helper_args({uuid, attempt, "s", "--restore-helper"}));
+    EXPECT_FALSE(parse_restore_helper_args({uuid, attempt, "s"}));
+    EXPECT_FALSE(parse_restore_helper_args({"not-a-uuid", attempt, "s", "web1"}));
+    EXPECT_FALSE(parse_restore_helper_args({uuid, "../x", "s", "web1"}));
+    EXPECT_FALSE(parse_restore_helper_args({uuid, attempt, "s", "../../etc/x"}));
+    EXPECT_FALSE(parse_restore_helper_args({uuid, attempt, "s", ""}));
+}
