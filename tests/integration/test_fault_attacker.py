@@ -121,7 +121,8 @@ def under_attack(inj, g, cycle):
     r = vmucli.vmupdate("save", g.name)
     st = faults.domstate(g.ref)
     what = "save-rc=%d" % r.returncode
-    if r.returncode == 0:
+    if st != "running":
+        # restore under attack too, whatever the save said
         r2 = vmucli.vmupdate("restore", g.name)
         st = faults.domstate(g.ref)
         what += ",restore-rc=%d" % r2.returncode

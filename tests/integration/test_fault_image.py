@@ -73,9 +73,10 @@ def main():
                     if via == "vmupdate-restore":
                         r = vmucli.vmupdate("restore", g.name)
                         outcome = "refused(%d)" % r.returncode if r.returncode else "restored"
-                        if r.returncode != 1:
-                            problems.append("restore of a damaged image exited %d, not 1: %s"
-                                            % (r.returncode, r.stderr.strip()))
+                        if r.returncode != faults.RESTORE_REFUSED_RC:
+                            problems.append("restore of a damaged image exited %d, not %d: %s"
+                                            % (r.returncode, faults.RESTORE_REFUSED_RC,
+                                               r.stderr.strip()))
                         elif "kept" not in r.stderr:
                             problems.append("the refusal does not say what is kept: " + r.stderr.strip())
                     else:

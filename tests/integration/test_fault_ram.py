@@ -78,8 +78,9 @@ def refused(g, via, ram_expected=True):
     if via == "vmupdate-restore":
         r = vmucli.vmupdate("restore", g.name)
         label = "refused(%d)" % r.returncode if r.returncode else "restored"
-        if r.returncode != 1:
-            problems.append("restore exited %d, not 1: %s" % (r.returncode, r.stderr.strip()))
+        if r.returncode != faults.RESTORE_REFUSED_RC:
+            problems.append("restore exited %d, not %d: %s" % (r.returncode, faults.RESTORE_REFUSED_RC,
+                                                               r.stderr.strip()))
     else:
         r = vmtest.run_cmd(["virsh", "-c", vmtest.URI, "start", g.ref], check=False)
         label = "refused" if r.returncode else "started"

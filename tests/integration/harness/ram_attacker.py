@@ -86,7 +86,9 @@ def main():
         stats[act] = stats.get(act, 0) + (1 if ok else 0)
         if n % 500 == 0:
             print("attacker: %d rounds, successes %s" % (n, stats), flush=True)
-        time.sleep(random.random() * 0.004)
+        # mostly relentless, now and then quiet for a moment so that some
+        # operations get through and the next steps are attacked as well
+        time.sleep(0.3 if random.random() < 0.01 else random.random() * 0.004)
 
 
 main()
