@@ -5,6 +5,7 @@
 #include "vmupdate/error.hpp"
 #include "vmupdate/host.hpp"
 #include "vmupdate/host_update.hpp"
+#include "vmupdate/interrupt.hpp"
 #include "vmupdate/libvirt.hpp"
 #include "vmupdate/orchestrate.hpp"
 #include "vmupdate/pool.hpp"
@@ -13,6 +14,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -53,7 +55,8 @@ Commands:
   hook install [--hook PATH] | hook uninstall
                          link the libvirt hook into /etc/libvirt/hooks/qemu.d
 
-Several domains are handled --parallel N at a time (default 4).
+Several domains are handled --parallel N at a time (default 4). Domain names
+that start with '-' go after "--" (vmupdate save -- -web1).
 
 Options:
   -c, --connect URI      libvirt connection URI (default: libvirt's default,
@@ -158,10 +161,14 @@ void warn(const std::string& name, const std::vector<std::string>& warnings) {
 template <typename AllFn> Result<std::vector<std::string>> targets(const Args& args, AllFn all) {
     bool want_all = false;
     std::vector<std::string> names;
+    bool options = true;
     for (const auto& a : args.rest) {
-        if (a == "--all")
+        // After "--" everything is a domain name, also one that starts with '-'.
+        if (options && a == "--")
+            options = false;
+        else if (options && a == "--all")
             want_all = true;
-        else if (a.starts_with("-"))
+        else if (options && a.starts_with("-"))
             return fail(Errc::invalid_input, args.command, "unknown option " + a);
         else
             names.push_back(a);
@@ -177,7 +184,7 @@ template <typename AllFn> Result<std::vector<std::string>> targets(const Args& a
 // once (default 4, 1 to 64).
 Result<unsigned> take_parallel(Args& args) {
     unsigned n = 4;
-    for (size_t i = 0; i < args.rest.size(); ++i) {
+    for (size_t i = 0; i < args.rest.size() && args.rest[i] != "--"; ++i) {
         if (args.rest[i] != "--parallel")
             continue;
         int v = i + 1 < args.rest.size() ? std::atoi(args.rest[i + 1].c_str()) : 0;
@@ -234,16 +241,23 @@ int cmd_save(Args args, const Paths& paths) {
 }
 
 int cmd_restore(Args args, const Paths& paths) {
-    bool verbose = std::erase_if(args.rest, [](const std::string& a) {
-                       return a == "-v" || a == "--verbose";
-                   }) > 0;
+    bool verbose = false;
+    for (size_t i = 0; i < args.rest.size() && args.rest[i] != "--";) {
+        if (args.rest[i] == "-v" || args.rest[i] == "--verbose") {
+            verbose = true;
+            args.rest.erase(args.rest.begin() + static_cast<std::ptrdiff_t>(i));
+        } else {
+            ++i;
+        }
+    }
     auto parallel = take_parallel(args);
     if (!parallel)
         return report(parallel.error());
     auto session = open_session(args);
     if (!session)
         return report(session.error());
-    bool all = std::find(args.rest.begin(), args.rest.end(), "--all") != args.rest.end();
+    bool all = std::find(args.rest.begin(), std::find(args.rest.begin(), args.rest.end(), "--"),
+                         "--all") != args.rest.end();
     auto names = targets(args, [&] { return saved_domains(paths); });
     if (!names)
         return report(names.error());
@@ -262,6 +276,10 @@ int cmd_restore(Args args, const Paths& paths) {
             continue;
         }
         warn(r->name, r->warnings);
+        if (r->was_running) {
+            std::cout << r->name << ": running (an interrupted save was undone)\n";
+            continue;
+        }
         std::cout << r->name << ": restored (" << std::fixed << std::setprecision(2) << r->seconds
                   << " s)";
         if (r->pause_us)
@@ -331,6 +349,11 @@ int cmd_status(const Args& args, const Paths& paths) {
                   << (s.save_state.empty() ? "-" : s.save_state) << std::setw(11)
                   << (s.image_bytes ? format_size(*s.image_bytes) : "-")
                   << (s.last_pause_us ? human_us(*s.last_pause_us) : "-") << '\n';
+        if (s.save_state == "saving")
+            std::cout << "  save interrupted: 'vmupdate restore -- " << s.name << "' completes it ("
+                      << (s.running ? "undoes it: the domain still runs"
+                                    : "verifies the image and restores it")
+                      << ")\n";
         if (!s.last_error.empty())
             std::cout << "  last restore failed: " << s.last_error << '\n';
     }
@@ -477,6 +500,29 @@ int cmd_hook(const Args& args, const Paths& paths) {
     return usage_error("hook needs install or uninstall");
 }
 
+// SIGINT (Ctrl-C), SIGTERM and SIGHUP (a dropped SSH session) would kill vmupdate
+// between "guest stopped" and "save recorded". Instead, the save or restore under
+// way finishes and no new one starts (vmupdate/interrupt.hpp); SIGKILL and crashes
+// leave states that `vmupdate restore` completes.
+extern "C" void on_interrupt(int) {
+    vmupdate::request_interrupt();
+    static constexpr char msg[] =
+        "vmupdate: interrupted: finishing what is under way; each VM is left running or saved\n";
+    ssize_t ignored = ::write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)ignored;
+}
+
+void handle_interrupts() {
+    struct sigaction sa {};
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    for (int sig : {SIGINT, SIGTERM, SIGHUP})
+        sigaction(sig, &sa, nullptr);
+    // With the terminal gone, writes fail with EPIPE/EIO instead of killing us.
+    signal(SIGPIPE, SIG_IGN);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -519,6 +565,7 @@ int main(int argc, char** argv) {
     if (args.command == "pool")
         return vmupdate::cli::cmd_pool(args.rest);
     Paths paths;
+    handle_interrupts();
     if (args.command == "save")
         return cmd_save(args, paths);
     if (args.command == "restore")

@@ -387,6 +387,15 @@ Result<DomainInfo> inspect_domain(std::string_view text, std::string_view source
         info.id = ec == std::errc{} && ptr == id.data() + id.size() ? v : -1;
     }
     info.machine = xml::attr(xml::child(xml::child(root, "os"), "type"), "machine");
+    // The same places translate_domain clears: any one zeroes RAM on QEMU's exit.
+    if (xml::child(backing, "discard") != nullptr)
+        info.discard = "<memoryBacking><discard/>";
+    for (xmlNode* cell : numa_cells(root))
+        if (info.discard.empty() && xml::attr(cell, "discard") == "yes")
+            info.discard = "NUMA cell " + xml::attr(cell, "id") + " discard='yes'";
+    for (xmlNode* mem : xml::children(xml::child(root, "devices"), "memory"))
+        if (info.discard.empty() && xml::attr(mem, "discard") == "yes")
+            info.discard = "memory device " + xml::attr(mem, "model") + " discard='yes'";
     auto cells = numa_cells(root);
     info.numa_cells = static_cast<int>(cells.size());
     if (xmlNode* mem = xml::child(root, "memory")) {

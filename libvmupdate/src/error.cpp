@@ -25,6 +25,7 @@ int exit_code(const Error& e) {
     case Errc::invalid_input:
     case Errc::refused:
     case Errc::not_found:
+    case Errc::busy: // another run holds the domain: this one changed nothing
         return 2;
     default:
         return 1;

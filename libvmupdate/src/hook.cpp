@@ -2,6 +2,9 @@
 
 #include "fd.hpp"
 #include "fsutil.hpp"
+#include "process_mark.hpp"
+#include "save_image.hpp"
+#include "test_point.hpp"
 #include "vmupdate/domain_xml.hpp"
 #include "vmupdate/manifest.hpp"
 #include "vmupdate/pool.hpp"
@@ -13,6 +16,7 @@
 #include <charconv>
 #include <chrono>
 #include <ctime>
+#include <dirent.h>
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
@@ -169,6 +173,15 @@ void strip_monitor(Context& c) {
     }
 }
 
+// The RAM directory libvirt made for the running domain; its name depends on
+// libvirtd's locale, which vmupdate cannot see (see find_domain_ram_dir).
+Result<std::string> ram_dir_of(const Paths& paths, const DomainInfo& info) {
+    auto backing = backing_dir(paths);
+    if (!backing)
+        return std::unexpected(backing.error());
+    return find_domain_ram_dir(*backing, info.id, info.name);
+}
+
 // started: hold a link to every RAM file from now on, so that no stop can free it.
 void on_started(Context& c, const DomainInfo& info, const StateDir& state) {
     auto manifest = state.load(info.uuid);
@@ -183,11 +196,12 @@ void on_started(Context& c, const DomainInfo& info, const StateDir& state) {
         return;
     }
     auto pres = preserved_dir(*backing, info.uuid);
-    if (!pres) {
-        c.log(pres.error().message());
+    auto ram_dir = ram_dir_of(c.paths, info);
+    if (!pres || !ram_dir) {
+        c.log("RAM not preserved: " + (pres ? ram_dir.error() : pres.error()).message());
         return;
     }
-    auto held = preserve_ram(domain_ram_dir(*backing, info.id, info.name), *pres);
+    auto held = preserve_ram(*ram_dir, *pres);
     if (!held) {
         c.log("RAM not preserved: " + held.error().message());
         return;
@@ -197,7 +211,9 @@ void on_started(Context& c, const DomainInfo& info, const StateDir& state) {
               std::to_string(f.inode) + ") as " + f.preserved);
 }
 
-// restore begin: only for an image vmupdate saved (its checksum is in the manifest).
+// restore begin: only for an image vmupdate saved (its checksum is in the manifest,
+// or, for a save interrupted before vmupdate recorded it, libvirt's magic says the
+// image is complete and QEMU's stream says it was written with x-ignore-shared).
 //
 // This hook must never fail: when a restore hook exits non-zero, libvirt 11.3
 // deletes the managed-save image and reports the start as successful, which
@@ -206,27 +222,32 @@ void on_started(Context& c, const DomainInfo& info, const StateDir& state) {
 void on_restore(Context& c, const DomainInfo& info, const StateDir& state,
                 const std::string& helper) {
     auto loaded = state.load(info.uuid);
-    if (!loaded || !*loaded ||
-        ((*loaded)->state != SaveState::saved && (*loaded)->state != SaveState::restoring)) {
+    if (!loaded || !*loaded || (*loaded)->state == SaveState::restored) {
         strip_monitor(c);
         c.log("no vmupdate save recorded: stock restore");
         return;
     }
     Manifest m = **loaded;
-    auto sum = sha256_file(m.image);
-    if (!sum || *sum != m.image_sha256) {
+    auto image = check_image_for_restore(m);
+    if (!image) {
         strip_monitor(c);
-        c.log("the managed-save image is not the one vmupdate saved: stock restore");
+        c.log("the managed-save image is not the one vmupdate saved (" + image.error().message() +
+              "): stock restore");
         return;
     }
+    if (!image->unverified.empty())
+        c.log("interrupted save: " + image->unverified);
     // Without the private monitor QEMU would refuse the stream anyway
     // (capability mismatch); the refusal at start begin says why.
     auto refuse_at_start = [&](const Error& e) {
         strip_monitor(c);
-        m.state = SaveState::restoring;
-        m.attempt.clear();
-        m.last_error = "cannot restore: " + e.message();
-        if (auto ok = state.store(m); !ok)
+        auto ok = state.update(info.uuid, [&](Manifest& cur) {
+            cur.state = SaveState::restoring;
+            cur.attempt.clear();
+            cur.last_error = "cannot restore: " + e.message();
+            return true;
+        });
+        if (!ok)
             c.log("cannot record the refusal: " + ok.error().message());
         c.log("restore will be refused at start: " + e.message());
     };
@@ -239,14 +260,13 @@ void on_restore(Context& c, const DomainInfo& info, const StateDir& state,
         refuse_at_start(user.error());
         return;
     }
-    auto random = random_hex(8);
-    if (!random) {
-        refuse_at_start(random.error());
+    auto attempt = random_hex(8);
+    if (!attempt) {
+        refuse_at_start(attempt.error());
         return;
     }
-    std::string attempt = std::move(*random);
     std::string qmp_root = c.paths.run_dir + "/qmp";
-    std::string dir = qmp_root + "/" + attempt;
+    std::string dir = qmp_root + "/" + *attempt;
     for (auto [path, mode, owner] :
          {std::tuple{c.paths.run_dir, 0711u, std::optional<Owner>{}},
           std::tuple{qmp_root, 0711u, std::optional<Owner>{}},
@@ -262,20 +282,30 @@ void on_restore(Context& c, const DomainInfo& info, const StateDir& state,
         refuse_at_start(xml.error());
         return;
     }
-    m.state = SaveState::restoring;
-    m.attempt = attempt;
-    m.timeline.push_back({"restore-begin", now_us()});
-    m.last_error.clear();
-    if (auto ok = state.store(m); !ok) {
-        refuse_at_start(ok.error());
+    auto stored = state.update(info.uuid, [&](Manifest& cur) {
+        cur.state = SaveState::restoring;
+        cur.attempt = *attempt;
+        // An interrupted save gets what it lacked, so that retries compare against it.
+        if (cur.image_sha256.empty()) {
+            cur.image_size = image->size;
+            cur.image_sha256 = image->sha256;
+        }
+        cur.timeline.push_back({"restore-begin", now_us()});
+        cur.last_error.clear();
+        return true;
+    });
+    if (!stored || !*stored) {
+        refuse_at_start(
+            stored ? Error{Errc::verify, info.name, "cannot restore", "its manifest disappeared"}
+                   : stored.error());
         return;
     }
-    if (auto ok = spawn_helper(helper, {info.uuid, attempt, socket, info.name}); !ok) {
+    if (auto ok = spawn_helper(helper, {info.uuid, *attempt, socket, info.name}); !ok) {
         refuse_at_start(ok.error());
         return;
     }
     c.out.output = std::move(*xml);
-    c.log("restoring a vmupdate save: attempt " + attempt + ", helper on " + socket);
+    c.log("restoring a vmupdate save: attempt " + *attempt + ", helper on " + socket);
 }
 
 // A cold start on a pmem pool: refuse a domain whose RAM does not fit, with the
@@ -291,10 +321,45 @@ void check_fits(Context& c, const DomainInfo& info) {
         c.refuse(Error{Errc::refused, info.name, "cannot start on the pmem pool", *msg});
 }
 
+// Drops a domain's preserved RAM and then its manifest (in that order: a crash in
+// between leaves a manifest whose RAM check fails, never RAM nobody accounts for).
+Result<void> forget_save(Context& c, const DomainInfo& info, const StateDir& state) {
+    auto backing = backing_dir(c.paths);
+    if (!backing)
+        return std::unexpected(backing.error());
+    auto pres = preserved_dir(*backing, info.uuid);
+    if (!pres)
+        return std::unexpected(pres.error());
+    if (auto ok = drop_preserved(*pres); !ok)
+        return ok;
+    return state.remove(info.uuid);
+}
+
 // start begin: put the preserved RAM where the restoring QEMU will open it.
 void on_start(Context& c, const DomainInfo& info, const StateDir& state) {
     auto loaded = state.load(info.uuid);
-    if (!loaded || !*loaded || (*loaded)->state != SaveState::restoring) {
+    bool restoring = loaded && *loaded && (*loaded)->state == SaveState::restoring;
+    if (!restoring) {
+        // A VM started now would die with the kexec that follows the saves.
+        if (auto who = live_process_mark(host_update_mark(c.paths))) {
+            c.refuse(Error{Errc::refused, info.name, "cannot start now",
+                           "vmupdate host-update (pid " + std::to_string(who->pid) +
+                               ") is saving every VM for a kexec; start it after the update"});
+            return;
+        }
+        // libvirt starts a domain that has a managed-save image through `restore
+        // begin`; a plain start of a saved domain means its image is gone (virsh
+        // start --force-boot deletes it first): the save is over, and so is the
+        // need for its RAM.
+        if (loaded && *loaded &&
+            ((*loaded)->state == SaveState::saved || (*loaded)->state == SaveState::saving) &&
+            !file_exists((*loaded)->image)) {
+            if (auto ok = forget_save(c, info, state); !ok)
+                c.log("cannot drop the abandoned save: " + ok.error().message());
+            else
+                c.log("cold start without the managed-save image (force boot): the vmupdate "
+                      "save and its preserved RAM are dropped");
+        }
         // A restore reuses preserved RAM, already counted; a cold start needs room.
         check_fits(c, info);
         return;
@@ -305,79 +370,162 @@ void on_start(Context& c, const DomainInfo& info, const StateDir& state) {
                        "the managed-save image and the RAM are kept"});
         return;
     }
-    auto backing = backing_dir(c.paths);
-    if (!backing) {
-        c.refuse(backing.error());
+    auto ram_dir = ram_dir_of(c.paths, info);
+    auto linked = ram_dir ? reinstate_ram(info.name, m.ram, *ram_dir)
+                          : Result<void>(std::unexpected(ram_dir.error()));
+    if (!linked) {
+        (void)state.update(info.uuid, [&](Manifest& cur) {
+            if (cur.attempt != m.attempt)
+                return false;
+            cur.last_error = "cannot restore: " + linked.error().message();
+            return true;
+        });
+        c.refuse(linked.error());
         return;
     }
-    std::string ram_dir = domain_ram_dir(*backing, info.id, info.name);
-    if (auto ok = reinstate_ram(info.name, m.ram, ram_dir); !ok) {
-        m.last_error = "cannot restore: " + ok.error().message();
-        (void)state.store(m);
-        c.refuse(ok.error());
-        return;
-    }
-    c.log("linked " + std::to_string(m.ram.size()) + " preserved RAM file(s) into " + ram_dir);
+    c.log("linked " + std::to_string(m.ram.size()) + " preserved RAM file(s) into " + *ram_dir);
 }
 
 // release end: the last word on a stop. Drop the RAM only when nothing can need it.
 void on_release(Context& c, const DomainInfo& info, const StateDir& state) {
-    auto loaded = state.load(info.uuid);
-    if (!loaded) {
-        c.log("cannot read the manifest, RAM kept: " + loaded.error().message());
-        return;
-    }
-    if (*loaded) {
-        Manifest m = **loaded;
+    std::string attempt;
+    std::string outcome;
+    auto updated = state.update(info.uuid, [&](Manifest& m) {
         switch (m.state) {
         case SaveState::saving:
         case SaveState::saved:
-            c.log("save recorded: RAM kept");
-            return;
-        case SaveState::restoring: {
-            // A refused restore has no attempt: "qmp/" alone would be every
-            // domain's restore sockets.
-            if (!m.attempt.empty() && m.attempt != "." && m.attempt != ".." &&
-                m.attempt.find('/') == std::string::npos) {
-                std::error_code ec;
-                std::filesystem::remove_all(c.paths.run_dir + "/qmp/" + m.attempt, ec);
-            }
+            outcome = "save recorded: RAM kept";
+            return false;
+        case SaveState::restored:
+            // libvirt deletes the image once a restore succeeds: one still there
+            // means this restore failed after QEMU loaded the state.
+            if (!file_exists(m.image))
+                return false;
+            [[fallthrough]];
+        case SaveState::restoring:
+            attempt = m.attempt;
             m.state = SaveState::saved;
             if (m.last_error.empty())
                 m.last_error =
                     "restore attempt " + m.attempt + " failed (libvirt stopped the domain" +
                     (c.call.extra.empty() || c.call.extra == "-" ? "" : ": " + c.call.extra) + ")";
             m.attempt.clear();
-            if (auto ok = state.store(m); !ok)
-                c.log("cannot record the failed restore: " + ok.error().message());
-            c.log("restore failed: RAM and image kept; " + m.last_error);
-            return;
+            outcome = "restore failed: RAM and image kept; " + m.last_error;
+            return true;
         }
-        case SaveState::restored:
-            break;
-        }
-    }
-    if (file_exists(managed_save_image(c.paths, info.name))) {
-        c.log("a managed-save image exists: RAM kept");
+        return false;
+    });
+    if (!updated) {
+        c.log("cannot read the manifest, RAM kept: " + updated.error().message());
         return;
     }
-    auto backing = backing_dir(c.paths);
-    auto pres = backing ? preserved_dir(*backing, info.uuid)
-                        : Result<std::string>(std::unexpected(backing.error()));
-    if (!pres) {
-        c.log(pres.error().message());
+    // A refused restore has no attempt: "qmp/" alone would be every domain's
+    // restore sockets.
+    if (!attempt.empty() && attempt != "." && attempt != ".." &&
+        attempt.find('/') == std::string::npos) {
+        if (auto ok = remove_attempt_dir(c.paths, attempt); !ok)
+            c.log(ok.error().message());
+    }
+    if (!outcome.empty()) {
+        c.log(outcome);
         return;
     }
-    if (auto ok = drop_preserved(*pres); !ok) {
+    // No vmupdate save (none recorded, or the restore finished): a stock managed
+    // save holds the whole RAM in its image, so the preserved RAM is not needed
+    // either way, and holding it would keep two copies on the pool.
+    if (auto ok = forget_save(c, info, state); !ok) {
         c.log(ok.error().message());
         return;
     }
-    if (*loaded)
-        (void)state.remove(info.uuid);
-    c.log("domain stopped for good: preserved RAM dropped");
+    c.log(file_exists(managed_save_image(c.paths, info.name))
+              ? "stock managed save (the image holds the RAM): preserved RAM dropped"
+              : "domain stopped for good: preserved RAM dropped");
 }
 
 } // namespace
+
+void append_hook_log(const Paths& paths, std::string_view program,
+                     const std::vector<std::string>& lines) noexcept {
+    if (lines.empty())
+        return;
+    try {
+        std::string dir = parent_dir(paths.log_file);
+        ::mkdir(dir.c_str(), 0700);
+        std::ofstream out(paths.log_file, std::ios::app);
+        std::time_t now = std::time(nullptr);
+        std::tm local{};
+        char stamp[32] = "";
+        if (localtime_r(&now, &local) != nullptr)
+            std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &local);
+        for (const auto& l : lines)
+            out << stamp << ' ' << program << '[' << ::getpid() << "]: " << l << '\n';
+    } catch (...) {
+        // Out of memory while logging: the call itself matters more than its log.
+    }
+}
+
+std::string hook_daemon_mark(const Paths& paths) {
+    return paths.run_dir + "/hook-daemon";
+}
+
+std::string host_update_mark(const Paths& paths) {
+    return paths.run_dir + "/host-update";
+}
+
+Result<void> check_hook_runs(const Paths& paths) {
+    const std::string how = "run 'vmupdate hook install', then restart libvirtd (or virtqemud); "
+                            "running VMs keep running";
+    bool installed = false;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(paths.hooks_dir, ec)) {
+        std::string target = std::filesystem::read_symlink(e.path(), ec).filename().string();
+        if (target == "vmupdate-hook" && access(e.path().c_str(), X_OK) == 0)
+            installed = true;
+    }
+    if (!installed)
+        return fail(Errc::refused, paths.hooks_dir, "vmupdate's hook is not installed",
+                    "a save could not be restored; " + how);
+    if (!live_process_mark(hook_daemon_mark(paths)))
+        return fail(Errc::refused, "libvirtd",
+                    "the running libvirt daemon does not run vmupdate's hook",
+                    "it was installed after the daemon started, or the daemon has not run it "
+                    "yet; a save could not be restored; " +
+                        how);
+    return {};
+}
+
+Result<void> remove_attempt_dir(const Paths& paths, std::string_view attempt) {
+    std::string qmp_root = paths.run_dir + "/qmp";
+    if (attempt.empty() || attempt == "." || attempt == ".." ||
+        attempt.find('/') != std::string_view::npos)
+        return fail(Errc::invalid_input, std::string(attempt), "not a restore attempt id");
+    // qmp/ is root's (0711): only the attempt directory itself is the QEMU user's,
+    // so everything in it is removed relative to a descriptor of it.
+    Fd root(::open(qmp_root.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!root)
+        return errno == ENOENT ? Result<void>{} : fail_errno(errno, qmp_root, "cannot open");
+    std::string name(attempt);
+    int raw = ::openat(root.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (raw < 0)
+        return errno == ENOENT ? Result<void>{}
+                               : fail_errno(errno, qmp_root + "/" + name, "cannot open");
+    Fd dir(raw);
+    DIR* d = ::fdopendir(::dup(dir.get()));
+    if (d == nullptr)
+        return fail_errno(errno, qmp_root + "/" + name, "cannot list");
+    std::vector<std::string> entries;
+    while (dirent* e = ::readdir(d))
+        if (std::string_view n = e->d_name; n != "." && n != "..")
+            entries.emplace_back(n);
+    ::closedir(d);
+    // Only files (the socket) belong there: a directory planted by the QEMU user
+    // is left, and the removal of the attempt directory fails on it.
+    for (const auto& e : entries)
+        (void)::unlinkat(dir.get(), e.c_str(), 0);
+    if (::unlinkat(root.get(), name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
+        return fail_errno(errno, qmp_root + "/" + name, "cannot remove");
+    return {};
+}
 
 Result<QemuUser> qemu_user(const std::string& qemu_conf) {
     std::string text;
@@ -431,6 +579,10 @@ HookOutcome run_hook(const Paths& paths, const HookCall& call, const std::string
         c.log("domain has no canonical UUID: ignored");
         return c.out;
     }
+    // Tells `vmupdate save` that the libvirt daemon running now runs this hook.
+    if (auto daemon = process_id(getppid()); daemon && make_dir(paths.run_dir, 0711))
+        (void)write_process_mark(hook_daemon_mark(paths), *daemon);
+    test_point_file(paths.run_dir, "hook-" + call.op + "-" + call.subop);
     auto state = StateDir::open(paths.state_dir);
     if (!state) {
         // Failing a start or restore here would only make things worse.

@@ -2,7 +2,11 @@
 
 #include "domain_info.hpp"
 #include "fsutil.hpp"
+#include "process_mark.hpp"
+#include "test_point.hpp"
 #include "vmupdate/domain_xml.hpp"
+#include "vmupdate/hook.hpp"
+#include "vmupdate/interrupt.hpp"
 #include "vmupdate/manifest.hpp"
 #include "vmupdate/pool.hpp"
 #include "vmupdate/ram.hpp"
@@ -92,8 +96,16 @@ Result<HostUpdatePlan> plan_host_update(const Connection& conn, const Paths& pat
     std::optional<std::vector<PmemRegion>> regions;
     if (auto r = list_pmem())
         regions = std::move(*r);
+    if (auto ok = check_hook_runs(paths); !ok)
+        plan.offenders.push_back(ok.error().message());
     for (const auto& d : *doms) {
-        if (!d.is_active().value_or(false))
+        // A domain whose state cannot be read might be running: the kexec would kill it.
+        auto active = d.is_active();
+        if (!active) {
+            plan.offenders.push_back(d.name() + ": " + active.error().message());
+            continue;
+        }
+        if (!*active)
             continue;
         auto info = inspect(d, Definition::live);
         if (!info) {
@@ -106,8 +118,17 @@ Result<HostUpdatePlan> plan_host_update(const Connection& conn, const Paths& pat
                                      "prepare it and cold-start it, or shut it down)");
             continue;
         }
-        std::string ram_dir = domain_ram_dir(*backing, d.id(), d.name());
-        auto fs = filesystem_of(ram_dir);
+        if (!info->discard.empty()) {
+            plan.offenders.push_back(d.name() + ": its running QEMU discards its RAM on exit (" +
+                                     info->discard + "): vmupdate prepare it and cold-start it");
+            continue;
+        }
+        auto ram_dir = find_domain_ram_dir(*backing, d.id(), d.name());
+        if (!ram_dir) {
+            plan.offenders.push_back(d.name() + ": " + ram_dir.error().message());
+            continue;
+        }
+        auto fs = filesystem_of(*ram_dir);
         if (!fs) {
             plan.offenders.push_back(d.name() + ": " + fs.error().message());
             continue;
@@ -158,6 +179,15 @@ Result<HostUpdateSaved> save_for_host_update(const Connection& conn, const Paths
     for (const auto& d : plan.domains)
         names.push_back(d.name);
     HostUpdateSaved out;
+    // From now until the kexec the hook refuses cold starts of managed domains; the
+    // mark names this process, so it ends with it whatever way it ends.
+    auto me = process_id(getpid());
+    if (!me)
+        return std::unexpected(me.error());
+    if (auto ok = make_dir(paths.run_dir, 0711); !ok)
+        return std::unexpected(ok.error());
+    if (auto ok = write_process_mark(host_update_mark(paths), *me); !ok)
+        return std::unexpected(ok.error());
     std::vector<std::string> saved_names;
     std::optional<Error> first_error;
     for (auto& r : save_domains(conn, paths, names, events, parallel)) {
@@ -169,7 +199,8 @@ Result<HostUpdateSaved> save_for_host_update(const Connection& conn, const Paths
         }
     }
     auto undo = [&](Error e) -> std::unexpected<Error> {
-        auto restored = restore_domains(conn, paths, saved_names, events, parallel);
+        ::unlink(host_update_mark(paths).c_str());
+        auto restored = restore_domains(conn, paths, saved_names, events, parallel, true);
         size_t ok = std::count_if(restored.begin(), restored.end(),
                                   [](const auto& r) { return r.has_value(); });
         (void)kexec_unload();
@@ -182,6 +213,21 @@ Result<HostUpdateSaved> save_for_host_update(const Connection& conn, const Paths
     };
     if (first_error)
         return undo(*first_error);
+    if (interrupt_requested())
+        return undo(Error{Errc::refused, "host-update", "interrupted", "no kexec"});
+    // Anything running now dies with the kexec: a domain started in the window (an
+    // unmanaged one, which the hook does not stop), or one whose save did not stop it.
+    auto doms = conn.domains();
+    if (!doms)
+        return undo(doms.error());
+    for (const auto& d : *doms) {
+        auto active = d.is_active();
+        if (!active)
+            return undo(active.error());
+        if (*active)
+            return undo(Error{Errc::refused, d.name(), "cannot kexec",
+                              "the domain is running (started during the update?)"});
+    }
 
     // Durable before the kexec: preserved RAM (on a disk filesystem this writes
     // it back), images (synced by save), manifests (synced), then everything.
@@ -200,6 +246,8 @@ Result<HostUpdateSaved> save_for_host_update(const Connection& conn, const Paths
                 return undo(ok.error());
     }
     sync();
+    if (interrupt_requested())
+        return undo(Error{Errc::refused, "host-update", "interrupted", "no kexec"});
     out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return out;
 }
@@ -207,12 +255,16 @@ Result<HostUpdateSaved> save_for_host_update(const Connection& conn, const Paths
 Result<void> kexec_into_new_kernel(const Connection& conn, const Paths& paths,
                                    const HostUpdateSaved& saved, const EventWatch& events,
                                    unsigned parallel) {
-    auto ok = kexec_exec();
+    test_point("host-update:kexec");
+    auto ok = interrupt_requested()
+                  ? Result<void>(fail(Errc::refused, "host-update", "interrupted", "no kexec"))
+                  : kexec_exec();
     // Still here: the kexec failed. Bring the VMs back.
+    ::unlink(host_update_mark(paths).c_str());
     std::vector<std::string> names;
     for (const auto& r : saved.saved)
         names.push_back(r.name);
-    auto restored = restore_domains(conn, paths, names, events, parallel);
+    auto restored = restore_domains(conn, paths, names, events, parallel, true);
     Error e = ok ? Error{Errc::system, "kexec", "kexec -e returned", ""} : ok.error();
     size_t n = std::count_if(restored.begin(), restored.end(),
                              [](const auto& r) { return r.has_value(); });

@@ -331,12 +331,14 @@ Result<EventWatch> EventWatch::start(const Connection& conn) {
 }
 
 Result<LifecycleEvent> EventWatch::wait_for(std::string_view uuid, std::string_view event,
-                                            std::chrono::milliseconds timeout) const {
+                                            std::chrono::milliseconds timeout,
+                                            std::int64_t since_us) const {
     std::unique_lock lock(impl_->mutex);
     std::optional<LifecycleEvent> found;
     impl_->changed.wait_for(lock, timeout, [&] {
         for (const auto& e : impl_->received)
-            if (e.uuid == uuid && e.event == event) {
+            // An older one (an earlier save, restore or start) is not the awaited one.
+            if (e.uuid == uuid && e.event == event && e.at_us >= since_us) {
                 found = e;
                 return true;
             }

@@ -3,8 +3,13 @@
 #include "domain_info.hpp"
 #include "domain_log.hpp"
 #include "fsutil.hpp"
+#include "save_image.hpp"
+#include "test_point.hpp"
 #include "vmupdate/domain_xml.hpp"
+#include "vmupdate/hook.hpp"
+#include "vmupdate/interrupt.hpp"
 #include "vmupdate/manifest.hpp"
+#include "vmupdate/pool.hpp"
 #include "vmupdate/qmp.hpp"
 #include "vmupdate/ram.hpp"
 #include "vmupdate/state.hpp"
@@ -121,6 +126,13 @@ Result<Target> running_managed(Domain dom) {
                     "vmupdate does not manage this domain: run 'vmupdate prepare " + dom.name() +
                         "', then shut it down and start it");
     }
+    // QEMU would punch the RAM out of its file on exit, and the restore would map
+    // zeroes and report success. A management layer (Nova) may have added it back.
+    if (!info->discard.empty())
+        return fail(Errc::refused, dom.name(), "cannot save",
+                    "its running QEMU discards its RAM on exit (" + info->discard +
+                        "): run 'vmupdate prepare " + dom.name() +
+                        "', then shut it down and start it; the domain is still running");
     if (auto ok = check_domain_name(dom.name()); !ok)
         return std::unexpected(ok.error());
     return Target{std::move(dom), std::move(*info)};
@@ -162,11 +174,17 @@ Result<SaveReport> save_domain(const Connection& conn, const Paths& paths, std::
     auto lock = lock_domain(*state, *found, "cannot save");
     if (!lock)
         return std::unexpected(lock.error());
+    test_point("save:locked");
     auto target = running_managed(std::move(*found));
     if (!target)
         return std::unexpected(target.error());
     const Domain& dom = target->dom;
     SaveReport report{dom.name(), {}, {}, {}, {}};
+    if (auto ok = check_hook_runs(paths); !ok) {
+        ok.error().object = dom.name();
+        ok.error().step = "cannot save: " + ok.error().step;
+        return std::unexpected(ok.error());
+    }
 
     auto backing = memory_backing_dir(paths.qemu_conf);
     if (!backing)
@@ -179,7 +197,9 @@ Result<SaveReport> save_domain(const Connection& conn, const Paths& paths, std::
     auto pres = preserved_dir(*backing, dom.uuid());
     if (!pres)
         return std::unexpected(pres.error());
-    auto held = preserve_ram(domain_ram_dir(*backing, dom.id(), dom.name()), *pres);
+    auto ram_dir = find_domain_ram_dir(*backing, dom.id(), dom.name());
+    auto held = ram_dir ? preserve_ram(*ram_dir, *pres)
+                        : Result<std::vector<RamFile>>(std::unexpected(ram_dir.error()));
     if (!held) {
         held.error().object = dom.name();
         held.error().cause += "; the domain is still running";
@@ -197,9 +217,11 @@ Result<SaveReport> save_domain(const Connection& conn, const Paths& paths, std::
     m.qemu_version = conn.hypervisor_version().value_or("");
     m.kernel_version = kernel_release();
     m.machine_type = target->info.machine;
-    // Recorded before QEMU stops: the hook must see the save when libvirt releases the domain.
+    // Recorded before QEMU stops: the hook must see the save when libvirt releases
+    // the domain, and `vmupdate restore` must find an interrupted one.
     if (auto ok = state->store(m); !ok)
         return std::unexpected(ok.error());
+    test_point("save:manifest-stored");
 
     auto undo = [&](Error e) -> std::unexpected<Error> {
         auto still = dom.is_active();
@@ -208,43 +230,48 @@ Result<SaveReport> save_domain(const Connection& conn, const Paths& paths, std::
             (void)state->remove(m.uuid);
             e.cause += "; the domain is still running";
         } else {
-            e.cause += "; the domain is stopped: check 'vmupdate status'";
+            e.cause += "; the domain is stopped: 'vmupdate restore " + dom.name() +
+                       "' restores it, 'vmupdate status' shows its state";
         }
         e.object = dom.name();
         return std::unexpected(e);
     };
     if (auto ok = set_capability(dom, true); !ok)
         return undo(ok.error());
+    test_point("save:capability-on");
     std::int64_t save_started = now_us();
     if (auto ok = dom.managed_save(); !ok)
         return undo(ok.error());
+    test_point("save:managed-saved");
 
-    auto has_image = dom.has_managed_save();
-    auto size = file_size(m.image);
-    if (!has_image || !*has_image || !size) {
-        (void)state->remove(m.uuid);
+    // From here on the domain is stopped and its image written with x-ignore-shared:
+    // a failure below leaves the manifest `saving`, which `vmupdate restore` verifies
+    // and completes.
+    const std::string kept = "; the domain is saved: 'vmupdate restore " + dom.name() +
+                             "' verifies the image and restores it";
+    auto facts = read_save_image(m.image);
+    if (!facts)
         return fail(Errc::verify, dom.name(),
-                    "managed save reported success but left no image at " + m.image,
-                    "the RAM is held in " + *pres + "; check 'virsh dominfo'");
-    }
-    // A full-RAM image means QEMU ignored x-ignore-shared: it is then an ordinary
-    // managed save that `virsh start` restores, and not vmupdate's.
-    if (*size > report.ram_bytes / 2) {
-        (void)state->remove(m.uuid);
-        return fail(Errc::verify, dom.name(),
-                    "the managed-save image holds the whole RAM (" + std::to_string(*size) +
-                        " bytes)",
-                    "x-ignore-shared did not take effect; the domain is saved the stock way: "
-                    "'virsh start' restores it");
-    }
+                    "managed save reported success but its image cannot be read",
+                    facts.error().message() + "; the RAM is held in " + *pres);
+    // Guest memory that is not in a shared file (a private NVDIMM or NUMA cell,
+    // video RAM) travels in the stream even with x-ignore-shared. The image is still
+    // vmupdate's and needs the capability to load: keep it restorable, and say so.
+    if (facts->size > report.ram_bytes / 2)
+        report.warnings.push_back("the managed-save image holds " + format_size(facts->size) +
+                                  ": some guest memory is not in a shared file and was "
+                                  "written to the image; 'vmupdate restore' restores it");
     if (auto ok = fsync_path(m.image); !ok)
-        return std::unexpected(ok.error());
+        return fail(Errc::system, dom.name(), ok.error().step, ok.error().cause + kept);
     auto sum = sha256_file(m.image);
     if (!sum)
-        return std::unexpected(sum.error());
+        return fail(Errc::system, dom.name(), sum.error().step, sum.error().cause + kept);
     if (auto ok = verify_preserved(dom.name(), m.ram); !ok)
-        return std::unexpected(ok.error());
-    m.image_size = *size;
+        return fail(Errc::verify, dom.name(), ok.error().step, ok.error().cause + kept);
+    // The Stopped event may come a moment after the call returns (seen with three
+    // parallel saves): the phase breakdown needs it.
+    (void)events.wait_for(m.uuid, "stopped", 2s, save_started);
+    m.image_size = facts->size;
     m.image_sha256 = *sum;
     m.saved_at_us = now_us();
     m.paused_at_us =
@@ -255,9 +282,16 @@ Result<SaveReport> save_domain(const Connection& conn, const Paths& paths, std::
         m.timeline.push_back({"stopped", *stopped});
     m.timeline.push_back({"saved", m.saved_at_us});
     m.state = SaveState::saved;
-    if (auto ok = state->store(m); !ok)
-        return std::unexpected(ok.error());
-    report.image_bytes = *size;
+    auto stored = state->update(m.uuid, [&](Manifest& cur) {
+        if (cur.state != SaveState::saving)
+            return false;
+        cur = m;
+        return true;
+    });
+    if (!stored)
+        return fail(Errc::system, dom.name(), stored.error().step, stored.error().cause + kept);
+    test_point("save:stored");
+    report.image_bytes = facts->size;
     report.seconds = seconds_since(t0);
     return report;
 }
@@ -322,22 +356,53 @@ Result<RestoreReport> restore_domain(const Connection& conn, const Paths& paths,
     if (!backing)
         return std::unexpected(backing.error());
 
+    // A save interrupted while libvirt had not stopped the guest yet (the CLI, or
+    // libvirtd, killed): the guest runs on, but x-ignore-shared may still be on.
+    if (*active && m.state == SaveState::saving) {
+        if (auto ok = set_capability(*dom, false); !ok)
+            return fail(Errc::verify, dom->name(), "cannot undo an interrupted save",
+                        ok.error().message() + "; the domain is running");
+        if (auto ok = state->remove(m.uuid); !ok)
+            return std::unexpected(ok.error());
+        report.was_running = true;
+        report.warnings.push_back("its save was interrupted while it kept running: x-ignore-shared "
+                                  "is off again and there is nothing to restore");
+        report.seconds = seconds_since(t0);
+        return report;
+    }
+
     std::vector<TimePoint> local{{"restore-command", now_us()}};
     if (!*active) {
-        if (m.state == SaveState::saving)
-            return fail(Errc::verify, dom->name(), "cannot restore",
-                        "its save did not complete; see 'vmupdate status'");
-        auto sum = sha256_file(m.image);
-        if (!sum)
-            return fail(Errc::verify, dom->name(), "cannot restore: managed-save image " + m.image,
-                        sum.error().cause + "; the RAM is kept");
-        if (*sum != m.image_sha256)
-            return fail(Errc::verify, dom->name(), "cannot restore: managed-save image " + m.image,
-                        "it is not the image vmupdate saved (checksum differs); the RAM is kept");
-        if (auto ok = verify_preserved(dom->name(), m.ram); !ok) {
-            ok.error().cause += "; the managed-save image and the RAM are kept";
-            return std::unexpected(ok.error());
+        // Nothing has changed yet: every refusal here is exit 2, with image and RAM kept.
+        auto image = check_image_for_restore(m);
+        if (!image) {
+            if (m.state == SaveState::saving && image.error().code == Errc::not_found)
+                return fail(Errc::refused, dom->name(), "cannot restore",
+                            "its save was interrupted before libvirt wrote the image, so its "
+                            "device state is lost; 'virsh start " +
+                                dom->name() + "' boots it afresh (and drops the preserved RAM)");
+            return fail(Errc::refused, dom->name(), "cannot restore",
+                        image.error().message() + "; the image and the RAM are kept");
         }
+        if (auto ok = verify_preserved(dom->name(), m.ram); !ok)
+            return fail(Errc::refused, dom->name(), ok.error().step,
+                        ok.error().cause + "; the managed-save image and the RAM are kept");
+        if (m.state == SaveState::saving) {
+            report.warnings.push_back(image->unverified);
+            auto done = state->update(m.uuid, [&](Manifest& cur) {
+                if (cur.state != SaveState::saving)
+                    return false;
+                cur.state = SaveState::saved;
+                cur.image_size = image->size;
+                cur.image_sha256 = image->sha256;
+                return true;
+            });
+            if (!done)
+                return std::unexpected(done.error());
+            if (*done)
+                m = **done;
+        }
+        test_point("restore:checked");
         std::int64_t started = now_us();
         if (auto ok = dom->start(); !ok) {
             auto after = state->load(m.uuid);
@@ -349,8 +414,9 @@ Result<RestoreReport> restore_domain(const Connection& conn, const Paths& paths,
                             "; the managed-save image and the RAM are kept: fix the cause and run "
                             "'vmupdate restore' again");
         }
-        if (auto resumed = events.wait_for(m.uuid, "resumed", 30s);
-            resumed && resumed->at_us >= started && m.paused_at_us > 0) {
+        test_point("restore:started");
+        if (auto resumed = events.wait_for(m.uuid, "resumed", 30s, started);
+            resumed && m.paused_at_us > 0) {
             report.pause_us = resumed->at_us - m.paused_at_us;
             local.push_back({"resumed", resumed->at_us});
         } else
@@ -374,10 +440,12 @@ Result<RestoreReport> restore_domain(const Connection& conn, const Paths& paths,
     if (m.state != SaveState::restored)
         report.warnings.push_back("the restore helper did not report completion" +
                                   (m.last_error.empty() ? std::string() : ": " + m.last_error));
-    int id = dom->id();
-    if (auto ok = verify_in_use(dom->name(), domain_ram_dir(*backing, id, dom->name()), m.ram); !ok)
+    auto ram_dir = find_domain_ram_dir(*backing, dom->id(), dom->name());
+    auto in_use = ram_dir ? verify_in_use(dom->name(), *ram_dir, m.ram)
+                          : Result<void>(std::unexpected(ram_dir.error()));
+    if (!in_use)
         return fail(Errc::verify, dom->name(), "restored, but its RAM is not the preserved RAM",
-                    ok.error().message());
+                    in_use.error().message());
     auto caps = monitor(*dom, "query-migrate-capabilities");
     auto on =
         caps ? capability_state(*caps, capability) : Result<bool>(std::unexpected(caps.error()));
@@ -387,6 +455,7 @@ Result<RestoreReport> restore_domain(const Connection& conn, const Paths& paths,
                         ok.error().message());
         report.warnings.push_back("x-ignore-shared was still on: switched off");
     }
+    test_point("restore:done");
     if (auto ok = state->remove(m.uuid); !ok)
         return std::unexpected(ok.error());
     if (report.pause_us)
@@ -434,16 +503,28 @@ std::vector<Result<SaveReport>> save_domains(const Connection& conn, const Paths
                                              const std::vector<std::string>& names,
                                              const EventWatch& events, unsigned parallel) {
     return run_parallel<SaveReport>(
-        conn, names.size(), parallel,
-        [&](const Connection& c, size_t i) { return save_domain(c, paths, names[i], events); });
+        conn, names.size(), parallel, [&](const Connection& c, size_t i) -> Result<SaveReport> {
+            // A save under way finishes; none starts after an interrupt.
+            if (interrupt_requested())
+                return fail(Errc::refused, names[i], "not saved",
+                            "interrupted before its save started; it is still running");
+            return save_domain(c, paths, names[i], events);
+        });
 }
 
 std::vector<Result<RestoreReport>> restore_domains(const Connection& conn, const Paths& paths,
                                                    const std::vector<std::string>& names,
-                                                   const EventWatch& events, unsigned parallel) {
+                                                   const EventWatch& events, unsigned parallel,
+                                                   bool undoing) {
     return run_parallel<RestoreReport>(
-        conn, names.size(), parallel,
-        [&](const Connection& c, size_t i) { return restore_domain(c, paths, names[i], events); });
+        conn, names.size(), parallel, [&](const Connection& c, size_t i) -> Result<RestoreReport> {
+            if (interrupt_requested() && !undoing)
+                return fail(Errc::refused, names[i], "not restored",
+                            "interrupted before its restore started; it stays saved: "
+                            "'vmupdate restore " +
+                                names[i] + "' restores it");
+            return restore_domain(c, paths, names[i], events);
+        });
 }
 
 std::vector<Phase> pause_phases(const std::vector<TimePoint>& timeline) {

@@ -72,7 +72,7 @@ def main():
             size = os.path.getsize(ram)
             os.truncate(ram, size + 4096)
             r = vmupdate("restore", dom.name)
-            assert r.returncode == 1 and "size is %d bytes, saved with %d" % (size + 4096, size) in r.stderr, r.stderr
+            assert r.returncode == 2 and "size is %d bytes, saved with %d" % (size + 4096, size) in r.stderr, r.stderr
             still_saved(dom)
             # `virsh start` is stopped by the hook in the same way (at start
             # begin: libvirt 11.3 drops the image when a restore hook fails).
@@ -86,7 +86,7 @@ def main():
             check("save", dom.name)
             os.rename(ram, ram + ".away")
             r = vmupdate("restore", dom.name)
-            assert r.returncode == 1 and "No such file or directory" in r.stderr and "kept" in r.stderr, r.stderr
+            assert r.returncode == 2 and "No such file or directory" in r.stderr and "kept" in r.stderr, r.stderr
             still_saved(dom)
             os.rename(ram + ".away", ram)
             before = restore_ok(dom, before)

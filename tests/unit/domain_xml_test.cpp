@@ -370,6 +370,33 @@ TEST(Inspect, ReadsWhatVmupdateNeeds) {
     EXPECT_TRUE(after->shared_file_ram);
 }
 
+// Each place libvirt lets QEMU punch RAM out of its file, as a management layer
+// (Nova) may add it back after `prepare`: save must see every one.
+TEST(Inspect, FindsEveryDiscard) {
+    auto none = inspect_domain(translate_ok(domain()), "x");
+    ASSERT_TRUE(none.has_value());
+    EXPECT_EQ(none->discard, "");
+    std::string prepared = translate_ok(domain());
+    auto with = [&](const std::string& from, const std::string& to) {
+        std::string xml = prepared;
+        auto at = xml.find(from);
+        EXPECT_NE(at, std::string::npos) << from;
+        xml.replace(at, from.size(), to);
+        auto info = inspect_domain(xml, "x");
+        EXPECT_TRUE(info.has_value());
+        return info ? info->discard : std::string();
+    };
+    EXPECT_EQ(with("<access mode='shared'/>", "<access mode='shared'/><discard/>"),
+              "<memoryBacking><discard/>");
+    EXPECT_EQ(with("</os>", "</os><cpu><numa><cell id='0' cpus='0' memory='219136' "
+                            "discard='yes'/></numa></cpu>"),
+              "NUMA cell 0 discard='yes'");
+    EXPECT_EQ(with("</devices>", "<memory model='dimm' discard='yes'><target><size "
+                                 "unit='KiB'>131072</size><node>0</node></target></memory>"
+                                 "</devices>"),
+              "memory device dimm discard='yes'");
+}
+
 TEST(Units, ConvertLikeLibvirt) {
     EXPECT_EQ(to_kib("1024", ""), 1024u);
     EXPECT_EQ(to_kib("1", "MiB"), 1024u);

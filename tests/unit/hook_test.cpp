@@ -1,6 +1,7 @@
 // The libvirt qemu hook, driven the way libvirtd drives it, on temporary
 // directories standing in for the host's.
 #include "fsutil.hpp"
+#include "save_image_fixture.hpp"
 #include "temp_dir.hpp"
 #include "vmupdate/domain_xml.hpp"
 #include "vmupdate/hook.hpp"
@@ -15,6 +16,7 @@
 #include <gtest/gtest.h>
 #include <map>
 #include <pwd.h>
+#include <sstream>
 #include <string>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -154,7 +156,7 @@ protected:
         EXPECT_TRUE(held) << held.error().message();
         fs::remove_all(dir); // the domain stopped
         std::string image = managed_save_image(paths, "web1");
-        const std::string content = "QEMU device state, no RAM";
+        const std::string content = vmupdate::testing::save_image();
         write_file(image, content);
         auto sum = sha256_file(image);
         EXPECT_TRUE(sum) << sum.error().message();
@@ -279,17 +281,20 @@ TEST_F(Hook, ReleaseDropsTheRamOfADomainStoppedForGood) {
     EXPECT_FALSE(manifest().has_value());
 }
 
-TEST_F(Hook, ReleaseKeepsTheRamWhenAManagedSaveImageExists) {
+// A stock managed save holds the whole RAM in its image: pinning the old RAM too
+// would keep two copies, and on a full pmem pool block the stock restore.
+TEST_F(Hook, ReleaseDropsTheRamOfAStockManagedSave) {
     std::string dir = make_ram_dir(7);
     write_file(dir + "/pc.ram", std::string(4096, 'r'));
     ASSERT_EQ(run("started", "begin", domain_xml(true)).exit_code, 0);
+    ASSERT_TRUE(exists(preserved + "/pc.ram"));
     write_file(managed_save_image(paths, "web1"), "image");
     fs::remove_all(dir);
 
     auto out = run("release", "end", domain_xml(true));
     EXPECT_EQ(out.exit_code, 0);
-    ASSERT_TRUE(exists(preserved + "/pc.ram"));
-    EXPECT_EQ(stat_of(preserved + "/pc.ram").st_size, 4096);
+    EXPECT_FALSE(exists(preserved));
+    EXPECT_TRUE(exists(managed_save_image(paths, "web1")));
 }
 
 TEST_F(Hook, ReleaseKeepsTheRamOfASavedDomain) {
@@ -323,7 +328,7 @@ TEST_F(Hook, RestoreWithoutManifestIsAStockRestore) {
     EXPECT_EQ(out.output, "");
     EXPECT_EQ(out.error, "");
     EXPECT_FALSE(manifest().has_value());
-    EXPECT_FALSE(exists(paths.run_dir));
+    EXPECT_FALSE(exists(paths.run_dir + "/qmp"));
     EXPECT_FALSE(exists(backing + "/vmupdate"));
 }
 
@@ -356,7 +361,7 @@ TEST_F(Hook, RestoreOfAnImageVmupdateDidNotSaveIsAStockRestore) {
     EXPECT_EQ(out.exit_code, 0);
     EXPECT_EQ(out.output, "");
     EXPECT_EQ(manifest(), m);
-    EXPECT_FALSE(exists(paths.run_dir));
+    EXPECT_FALSE(exists(paths.run_dir + "/qmp"));
 
     // With an old private monitor in the XML: stripped, still stock.
     auto with =
@@ -616,4 +621,138 @@ TEST_F(QemuUserTest, UnknownNamesAreNotFound) {
     auto g = with("user = \"+1\"\ngroup = \"vmupdate-no-such-group\"\n");
     ASSERT_FALSE(g);
     EXPECT_EQ(g.error().code, Errc::not_found);
+}
+
+// A save interrupted after libvirt wrote the image but before vmupdate recorded
+// its checksum (CLI killed, host crash): `virsh start` must restore it the
+// vmupdate way, or QEMU rejects the stream (capability mismatch).
+TEST_F(Hook, RestoreOfAnInterruptedSaveChecksTheImageItself) {
+    Manifest m = save();
+    m.state = SaveState::saving;
+    m.image_size = 0;
+    m.image_sha256.clear();
+    ASSERT_TRUE(state().store(m));
+    auto out = run("restore", "begin", domain_xml(true, -1));
+    EXPECT_EQ(out.exit_code, 0) << out.error;
+    EXPECT_TRUE(contains(out.output, "vmupdate-qmp")) << out.output;
+    auto after = manifest();
+    ASSERT_TRUE(after);
+    EXPECT_EQ(after->state, SaveState::restoring);
+    // What it lacked is recorded now, for retries.
+    EXPECT_EQ(after->image_sha256, *sha256_file(m.image));
+    EXPECT_EQ(after->image_size, vmupdate::testing::save_image().size());
+}
+
+TEST_F(Hook, InterruptedSaveWithAnIncompleteOrStockImageIsAStockRestore) {
+    for (const auto& image :
+         {vmupdate::testing::save_image(false, true), vmupdate::testing::save_image(true, false),
+          vmupdate::testing::save_image(true, true, 1)}) {
+        Manifest m = save();
+        m.state = SaveState::saving;
+        m.image_sha256.clear();
+        write_file(m.image, image);
+        ASSERT_TRUE(state().store(m));
+        auto out = run("restore", "begin", domain_xml(true, -1));
+        EXPECT_EQ(out.exit_code, 0);
+        EXPECT_EQ(out.output, "");
+        EXPECT_EQ(manifest(), m);
+        fs::remove_all(backing + "/vmupdate");
+        ASSERT_TRUE(state().remove(uuid));
+    }
+}
+
+// libvirt 11.3 restores a domain with an image through `restore begin`; a plain
+// start of a saved domain means the image is gone (virsh start --force-boot).
+TEST_F(Hook, ForceBootDropsTheSaveAndItsRam) {
+    Manifest m = save();
+    ::unlink(m.image.c_str());
+    make_ram_dir(9);
+    auto out = run("start", "begin", domain_xml(true, 9));
+    EXPECT_EQ(out.exit_code, 0) << out.error;
+    EXPECT_FALSE(manifest().has_value());
+    EXPECT_FALSE(exists(preserved));
+}
+
+TEST_F(Hook, StartWithTheImageStillThereKeepsTheSave) {
+    Manifest m = save();
+    make_ram_dir(9);
+    auto out = run("start", "begin", domain_xml(true, 9));
+    EXPECT_EQ(out.exit_code, 0) << out.error;
+    EXPECT_EQ(manifest(), m);
+    EXPECT_TRUE(exists(preserved + "/pc.ram"));
+}
+
+// A VM started while host-update saves every VM would die with the kexec.
+TEST_F(Hook, ColdStartsAreRefusedWhileAHostUpdateRuns) {
+    ASSERT_EQ(::mkdir(paths.run_dir.c_str(), 0711), 0);
+    // This very process stands in for the running `vmupdate host-update`.
+    auto me = std::to_string(::getpid());
+    std::string stat;
+    {
+        std::ifstream in("/proc/self/stat");
+        std::getline(in, stat);
+    }
+    std::string rest = stat.substr(stat.rfind(')') + 2);
+    std::istringstream fields(rest);
+    std::string field;
+    for (int i = 3; i <= 22; ++i)
+        fields >> field;
+    write_file(host_update_mark(paths), me + " " + field + "\n");
+    make_ram_dir(9);
+    auto out = run("start", "begin", domain_xml(true, 9));
+    EXPECT_EQ(out.exit_code, 1);
+    EXPECT_TRUE(contains(out.error, "host-update")) << out.error;
+    // A mark of a process that is gone (or a reused pid) does not count.
+    write_file(host_update_mark(paths), me + " 1\n");
+    out = run("start", "begin", domain_xml(true, 9));
+    EXPECT_EQ(out.exit_code, 0) << out.error;
+    // Unmanaged domains are never touched.
+    write_file(host_update_mark(paths), me + " " + field + "\n");
+    out = run("start", "begin", domain_xml(false, 9));
+    EXPECT_EQ(out.exit_code, 0) << out.error;
+}
+
+// The manifest said restored (the helper finished) but libvirt stopped the domain
+// before it ran and kept the image: that is a failed restore, not a stop for good.
+TEST_F(Hook, ReleaseAfterALoadedButFailedRestoreKeepsTheSave) {
+    Manifest m = save();
+    m.state = SaveState::restored;
+    ASSERT_TRUE(state().store(m));
+    auto out = run("release", "end", domain_xml(true), "failed");
+    EXPECT_EQ(out.exit_code, 0);
+    auto after = manifest();
+    ASSERT_TRUE(after);
+    EXPECT_EQ(after->state, SaveState::saved);
+    EXPECT_TRUE(exists(preserved + "/pc.ram"));
+}
+
+TEST_F(Hook, HookRunsOnlyWhenInstalledAndRunByTheLiveDaemon) {
+    auto no = check_hook_runs(paths);
+    ASSERT_FALSE(no);
+    EXPECT_EQ(no.error().code, Errc::refused);
+    EXPECT_TRUE(contains(no.error().message(), "hook install")) << no.error().message();
+    ASSERT_EQ(::mkdir(paths.hooks_dir.c_str(), 0755), 0);
+    ASSERT_EQ(::symlink("/bin/true", (paths.hooks_dir + "/50-other").c_str()), 0);
+    EXPECT_FALSE(check_hook_runs(paths));
+    // Installed, but the daemon that runs now has not run it.
+    ASSERT_EQ(::symlink("/usr/libexec/vmupdate/vmupdate-hook",
+                        (paths.hooks_dir + "/50-vmupdate").c_str()),
+              0);
+    auto stale = check_hook_runs(paths);
+    EXPECT_FALSE(stale);
+    // The hook records its parent (libvirtd; here the test runner) on every run.
+    (void)run("prepare", "begin", domain_xml(true, 9));
+    (void)run("release", "end", domain_xml(true, 9));
+    // The link points nowhere executable here: installed means executable.
+    EXPECT_FALSE(check_hook_runs(paths));
+    std::string hook = tmp / "vmupdate-hook";
+    write_file(hook, "#!/bin/sh\n");
+    ASSERT_EQ(::chmod(hook.c_str(), 0755), 0);
+    ASSERT_EQ(::unlink((paths.hooks_dir + "/50-vmupdate").c_str()), 0);
+    ASSERT_EQ(::symlink(hook.c_str(), (paths.hooks_dir + "/50-vmupdate").c_str()), 0);
+    auto ok = check_hook_runs(paths);
+    EXPECT_TRUE(ok) << ok.error().message();
+    // A mark of a daemon that has gone since.
+    write_file(hook_daemon_mark(paths), std::to_string(::getppid()) + " 1\n");
+    EXPECT_FALSE(check_hook_runs(paths));
 }

@@ -37,9 +37,12 @@ struct DomainInfo {
     std::uint64_t memory_kib{}; ///< <memory>, or the sum of the NUMA cells
     bool managed{};             ///< carries vmupdate's metadata element
     bool shared_file_ram{};     ///< memoryBacking source file + shared access
-    int numa_cells{};           ///< number of <cell> elements (0: no NUMA)
-    int id{-1};                 ///< <domain id=...> of a running domain, -1 when absent
-    std::string machine;        ///< <os><type machine=...>
+    /// Why QEMU would punch the RAM out of its file on exit (<discard/>, a NUMA
+    /// cell or memory device with discard='yes'); empty when nothing would.
+    std::string discard;
+    int numa_cells{};    ///< number of <cell> elements (0: no NUMA)
+    int id{-1};          ///< <domain id=...> of a running domain, -1 when absent
+    std::string machine; ///< <os><type machine=...>
 };
 
 /// Reads a domain definition (does not judge whether it is preservable).

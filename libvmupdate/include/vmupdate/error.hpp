@@ -12,7 +12,7 @@ enum class Errc {
     invalid_input, ///< the input cannot be understood (malformed XML, bad argument)
     refused,       ///< understood, but vmupdate will not do it (unsupported domain)
     not_found,     ///< a named object does not exist
-    busy,          ///< another vmupdate run holds the object
+    busy,          ///< another vmupdate run holds the object (nothing was changed)
     system,        ///< a system call failed
     libvirt,       ///< libvirt reported an error
     qmp,           ///< QEMU's monitor reported an error

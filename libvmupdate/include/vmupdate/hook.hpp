@@ -32,6 +32,27 @@ struct HookOutcome {
 [[nodiscard]] HookOutcome run_hook(const Paths& paths, const HookCall& call,
                                    const std::string& helper);
 
+/// Appends timestamped lines to the hook log (paths.log_file), as `program[pid]`;
+/// best effort: a log that cannot be written must not fail libvirt's call.
+void append_hook_log(const Paths& paths, std::string_view program,
+                     const std::vector<std::string>& lines) noexcept;
+
+/// The file in which the hook records which libvirt daemon runs it.
+[[nodiscard]] std::string hook_daemon_mark(const Paths& paths);
+
+/// Refuses (Errc::refused, saying how to fix it) unless the libvirt daemon that
+/// runs now has run this hook: without the hook at restore, a vmupdate save can
+/// be restored neither by vmupdate nor by `virsh start`.
+[[nodiscard]] Result<void> check_hook_runs(const Paths& paths);
+
+/// The file that names a running `vmupdate host-update`; while that process
+/// lives, the hook refuses cold starts of managed domains.
+[[nodiscard]] std::string host_update_mark(const Paths& paths);
+
+/// Removes the socket directory of one restore attempt (<run_dir>/qmp/<attempt>,
+/// owned by the QEMU user) without following anything that user may have put there.
+[[nodiscard]] Result<void> remove_attempt_dir(const Paths& paths, std::string_view attempt);
+
 /// The QEMU process's user and group from qemu.conf (Debian's libvirt-qemu by default).
 struct QemuUser {
     unsigned uid, gid;

@@ -105,10 +105,11 @@ public:
     EventWatch& operator=(EventWatch&&) noexcept;
     ~EventWatch();
 
-    /// Waits until an event `event` arrived for `uuid` (or had arrived since the
-    /// watch started); returns it, or Errc::timeout.
+    /// Waits until an event `event` for `uuid` received at or after `since_us`
+    /// (CLOCK_REALTIME microseconds) has arrived; returns it, or Errc::timeout.
     [[nodiscard]] Result<LifecycleEvent> wait_for(std::string_view uuid, std::string_view event,
-                                                  std::chrono::milliseconds timeout) const;
+                                                  std::chrono::milliseconds timeout,
+                                                  std::int64_t since_us) const;
     /// Every event received so far for `uuid`.
     [[nodiscard]] std::vector<LifecycleEvent> events(std::string_view uuid) const;
 

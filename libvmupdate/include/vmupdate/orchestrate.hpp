@@ -41,6 +41,7 @@ struct RestoreReport {
     double seconds{};                     ///< wall time of the restore
     std::vector<Phase> phases;            ///< where the pause went, in order
     std::vector<std::string> warnings;
+    bool was_running{}; ///< it still ran: an interrupted save was undone, nothing restored
 };
 
 /// Splits a save-and-restore timeline into the phases of the guest's pause
@@ -58,9 +59,11 @@ save_domains(const Connection& conn, const Paths& paths, const std::vector<std::
              const EventWatch& events, unsigned parallel);
 
 /// Restores several domains, at most `parallel` at a time; results in input order.
+/// After an interrupt none is started, unless `undoing` (bringing VMs back after a
+/// failed host update, which an interrupt must not stop).
 [[nodiscard]] std::vector<Result<RestoreReport>>
 restore_domains(const Connection& conn, const Paths& paths, const std::vector<std::string>& names,
-                const EventWatch& events, unsigned parallel);
+                const EventWatch& events, unsigned parallel, bool undoing = false);
 
 /// Names of the running domains vmupdate manages (for `save --all`).
 [[nodiscard]] Result<std::vector<std::string>> running_managed_domains(const Connection& conn);
