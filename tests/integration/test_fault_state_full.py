@@ -27,7 +27,7 @@ JUNK = os.path.join(STATE, "junk")
 
 @contextlib.contextmanager
 def small_state_fs():
-    vmtest.run_cmd(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "vmupdate-fault-full", STATE])
+    vmtest.run_cmd(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", faults.STATE_FS_SOURCE, STATE])
     try:
         yield
     finally:
