@@ -497,3 +497,55 @@ TEST(StateDir, PauseRecordRoundTrip) {
         EXPECT_EQ(bad.error().object, file);
     }
 }
+
+// The hook, the restore helper and the CLI change one manifest from separate
+// processes; each change is a load, a check and a store. Without a lock around
+// the three, changes are lost (seen: a helper's `restored` overwrote a
+// `release end`'s `saved`, leaving a stopped domain whose manifest said it ran).
+TEST(StateDir, UpdatesFromManyProcessesAreNeverLost) {
+    TempDir tmp;
+    StateDir dir = open_ok(tmp / "state");
+    const char* uuid = "c7a5fdbd-edaf-9455-926a-d65c16db1809";
+    Manifest m = manifest(uuid, "web1");
+    m.timeline.clear();
+    ASSERT_TRUE(dir.store(m));
+    constexpr int children = 4, rounds = 25;
+    std::vector<pid_t> pids;
+    for (int c = 0; c < children; ++c) {
+        pid_t pid = ::fork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+            auto s = StateDir::open(tmp / "state");
+            if (!s)
+                ::_exit(1);
+            for (int i = 0; i < rounds; ++i) {
+                auto r = s->update(uuid, [&](Manifest& cur) {
+                    cur.timeline.push_back({"tick", static_cast<std::int64_t>(c * 1000 + i)});
+                    return true;
+                });
+                if (!r || !*r)
+                    ::_exit(2);
+            }
+            ::_exit(0);
+        }
+        pids.push_back(pid);
+    }
+    for (pid_t pid : pids) {
+        int status = 0;
+        ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    }
+    auto after = dir.load(uuid);
+    ASSERT_TRUE(after && *after);
+    EXPECT_EQ((*after)->timeline.size(), static_cast<size_t>(children * rounds));
+    // A change that declines leaves the manifest as it is; none stored: nullopt.
+    auto same = dir.update(uuid, [](Manifest& cur) {
+        cur.name = "changed";
+        return false;
+    });
+    ASSERT_TRUE(same && *same);
+    EXPECT_EQ((*dir.load(uuid))->name, "web1");
+    auto none = dir.update("00000000-0000-0000-0000-000000000000", [](Manifest&) { return true; });
+    ASSERT_TRUE(none);
+    EXPECT_FALSE(none->has_value());
+}
