@@ -510,18 +510,14 @@ Result<void> remove_attempt_dir(const Paths& paths, std::string_view attempt) {
         return errno == ENOENT ? Result<void>{}
                                : fail_errno(errno, qmp_root + "/" + name, "cannot open");
     Fd dir(raw);
-    DIR* d = ::fdopendir(::dup(dir.get()));
-    if (d == nullptr)
-        return fail_errno(errno, qmp_root + "/" + name, "cannot list");
-    std::vector<std::string> entries;
-    while (dirent* e = ::readdir(d))
-        if (std::string_view n = e->d_name; n != "." && n != "..")
-            entries.emplace_back(n);
-    ::closedir(d);
     // Only files (the socket) belong there: a directory planted by the QEMU user
-    // is left, and the removal of the attempt directory fails on it.
-    for (const auto& e : entries)
-        (void)::unlinkat(dir.get(), e.c_str(), 0);
+    // is left, and the removal of the attempt directory then fails on it.
+    auto entries = list_dir(dir.get(), qmp_root + "/" + name);
+    if (!entries)
+        return std::unexpected(entries.error());
+    for (const auto& e : *entries)
+        if (::unlinkat(dir.get(), e.c_str(), 0) != 0 && errno != ENOENT && errno != EISDIR)
+            return fail_errno(errno, qmp_root + "/" + name + "/" + e, "cannot remove");
     if (::unlinkat(root.get(), name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
         return fail_errno(errno, qmp_root + "/" + name, "cannot remove");
     return {};

@@ -3,6 +3,7 @@
 #include "fd.hpp"
 #include "test_point.hpp"
 #include "vmupdate/domain_xml.hpp"
+#include "vmupdate/hook.hpp"
 #include "vmupdate/manifest.hpp"
 #include "vmupdate/state.hpp"
 
@@ -76,40 +77,6 @@ Result<std::int64_t> qemu_pid(const Paths& paths, const std::string& domain) {
     if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || pid <= 0)
         return fail(Errc::invalid_input, path, step, "not a process id");
     return pid;
-}
-
-// Removes <run_dir>/qmp/<attempt>/ and what QEMU left in it. The directory belongs
-// to the QEMU user, so nothing in it is followed: entries are unlinked by name
-// relative to directory descriptors opened without following links, and a
-// subdirectory someone planted (which should not be there) is left alone.
-void remove_attempt_dir(const Paths& paths, const std::string& attempt,
-                        std::vector<std::string>& log) {
-    std::string qmp_root = paths.run_dir + "/qmp";
-    Fd root(::open(qmp_root.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!root)
-        return;
-    int dir =
-        ::openat(root.get(), attempt.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (dir < 0)
-        return;
-    // fdopendir takes the descriptor over; closedir closes it.
-    DIR* d = ::fdopendir(dir);
-    if (d == nullptr) {
-        Fd owned(dir);
-        return;
-    }
-    std::vector<std::string> names;
-    while (dirent* e = ::readdir(d)) {
-        std::string_view name = e->d_name;
-        if (name != "." && name != "..")
-            names.emplace_back(name);
-    }
-    for (const auto& name : names)
-        if (::unlinkat(::dirfd(d), name.c_str(), 0) != 0 && errno != ENOENT)
-            log.push_back("left " + name + " in the socket directory");
-    ::closedir(d);
-    if (::unlinkat(root.get(), attempt.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
-        log.push_back("cannot remove the socket directory of attempt " + attempt);
 }
 
 bool finished(const std::string& s) {
@@ -332,7 +299,8 @@ Result<void> run_restore_helper(const Paths& paths, const RestoreHelperArgs& arg
         return std::unexpected(ok.error());
     if (!recorded)
         log.push_back("manifest no longer belongs to attempt " + attempt + ": not recorded");
-    remove_attempt_dir(paths, attempt, log);
+    if (auto removed = remove_attempt_dir(paths, attempt); !removed)
+        log.push_back(removed.error().message());
     return {};
 }
 
