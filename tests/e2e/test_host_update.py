@@ -124,7 +124,9 @@ def main():
     guest = vmtest.find_test_guest()
     cli = os.environ.get("VMUPDATE_CLI", os.path.join(REPO, "build", "cli", "vmupdate"))
     hook = os.environ.get("VMUPDATE_HOOK", os.path.join(REPO, "build", "hooks", "vmupdate-hook"))
-    for f in (cli, hook):
+    # The hook starts the restore helper from its own directory.
+    helper = os.path.join(os.path.dirname(hook), "vmupdate-restore-helper")
+    for f in (cli, hook, helper):
         if not os.access(f, os.X_OK):
             vmtest.skip("%s not built" % f)
     work_root = os.environ.get("VMU_E2E_WORK", "/var/tmp/vmupdate-e2e")
@@ -135,7 +137,8 @@ def main():
     with hostvm.HostVM(wd, pmem="memmap", pmem_size_mib=512, persist_root=True,
                        cache_dir=os.path.join(work_root, "cache")) as vm:
         vm.start(STAGE.replace("@GUEST@", GUEST), files={"guest/counter-guest.elf": "@" + guest, "guest/domain.xml": xml,
-                               "bin/vmupdate": "@" + cli, "bin/vmupdate-hook": "@" + hook})
+                               "bin/vmupdate": "@" + cli, "bin/vmupdate-hook": "@" + hook,
+                               "bin/vmupdate-restore-helper": "@" + helper})
         step(vm, "libvirtd", 300)
         step(vm, "guest", 300)
         serial = vmtest.SerialLog(os.path.join(vm.shared, "guest", "counter.serial"))

@@ -159,7 +159,9 @@ def guest_files():
     """The counter guest and two domains for the capacity check (64 and 512 MiB)."""
     guest = vmtest.find_test_guest()
     hook = os.environ.get("VMUPDATE_HOOK", os.path.join(REPO, "build", "hooks", "vmupdate-hook"))
-    files = {"guest/counter-guest.elf": "@" + guest, "bin/vmupdate-hook": "@" + hook}
+    files = {"guest/counter-guest.elf": "@" + guest, "bin/vmupdate-hook": "@" + hook,
+             "bin/vmupdate-restore-helper": "@" + os.path.join(os.path.dirname(hook),
+                                                              "vmupdate-restore-helper")}
     for name, mib in (("small", 64), ("big", 512)):
         files["guest/%s.xml" % name] = vmtest.domain_xml("vmu-pool-" + name, "/shared/guest/counter-guest.elf",
                                                           memory_mib=mib, fill_mib=16,
