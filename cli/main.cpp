@@ -44,6 +44,8 @@ Commands:
   restore [--verbose] [--parallel N] DOMAIN...|--all
                          restore domains vmupdate saved, from their kept RAM;
                          --verbose shows where the guest's pause went
+  discard DOMAIN...      drop a stopped domain's vmupdate save (its kept RAM and
+                         its image), so that 'virsh start' boots it afresh
   status [--json]        show every domain: managed, RAM, saved, last pause
   host-update --kernel K [--initrd I] (--append ARGS | --reuse-cmdline)
               [--dry-run] [--yes] [--parallel N]
@@ -294,6 +296,27 @@ int cmd_restore(Args args, const Paths& paths) {
     }
     if (names->empty())
         std::cout << "no domain has a vmupdate save\n";
+    return rc;
+}
+
+int cmd_discard(const Args& args, const Paths& paths) {
+    auto names = targets(args, [] { return Result<std::vector<std::string>>{}; });
+    if (!names)
+        return report(names.error());
+    if (names->empty())
+        return usage_error("discard needs at least one DOMAIN (there is no --all)");
+    auto conn = Connection::open(args.uri);
+    if (!conn)
+        return report(conn.error());
+    int rc = 0;
+    for (const auto& name : *names) {
+        auto r = discard_save(*conn, paths, name);
+        if (!r) {
+            rc = std::max(rc, report(r.error()));
+            continue;
+        }
+        std::cout << name << ": " << *r << '\n';
+    }
     return rc;
 }
 
@@ -572,6 +595,8 @@ int main(int argc, char** argv) {
         return cmd_restore(args, paths);
     if (args.command == "status")
         return cmd_status(args, paths);
+    if (args.command == "discard")
+        return cmd_discard(args, paths);
     if (args.command == "hook")
         return cmd_hook(args, paths);
     if (args.command == "host-update")

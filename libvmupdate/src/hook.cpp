@@ -348,17 +348,29 @@ void on_start(Context& c, const DomainInfo& info, const StateDir& state) {
             return;
         }
         // libvirt starts a domain that has a managed-save image through `restore
-        // begin`; a plain start of a saved domain means its image is gone (virsh
-        // start --force-boot deletes it first): the save is over, and so is the
-        // need for its RAM.
-        if (loaded && *loaded &&
-            ((*loaded)->state == SaveState::saved || (*loaded)->state == SaveState::saving) &&
-            !file_exists((*loaded)->image)) {
-            if (auto ok = forget_save(c, info, state); !ok)
-                c.log("cannot drop the abandoned save: " + ok.error().message());
-            else
-                c.log("cold start without the managed-save image (force boot): the vmupdate "
-                      "save and its preserved RAM are dropped");
+        // begin`; a plain start of a saved domain means its image is gone:
+        // `virsh start --force-boot` deletes it, and so does libvirt 11.3 when it
+        // cannot read it (a truncated image), reporting success. Booting afresh
+        // would lose a guest whose image could still be put back: refuse until
+        // the operator drops the save. An interrupted save never had a complete
+        // image: nothing to restore, so it is dropped and the boot goes ahead.
+        if (loaded && *loaded && !file_exists((*loaded)->image)) {
+            if ((*loaded)->state == SaveState::saved) {
+                c.refuse(Error{Errc::refused, info.name, "cannot boot afresh",
+                               "a vmupdate save is recorded but its managed-save image " +
+                                   (*loaded)->image +
+                                   " is gone: put it back and run 'vmupdate restore', or drop "
+                                   "the save with 'vmupdate discard " +
+                                   info.name + "'; the preserved RAM is kept"});
+                return;
+            }
+            if ((*loaded)->state == SaveState::saving) {
+                if (auto ok = forget_save(c, info, state); !ok)
+                    c.log("cannot drop the interrupted save: " + ok.error().message());
+                else
+                    c.log("cold start after a save that never wrote its image: the save and its "
+                          "preserved RAM are dropped");
+            }
         }
         // A restore reuses preserved RAM, already counted; a cold start needs room.
         check_fits(c, info);

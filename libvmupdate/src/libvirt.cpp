@@ -143,6 +143,27 @@ Result<void> Domain::start() const {
     return {};
 }
 
+Result<bool> Domain::is_paused() const {
+    int state = 0, reason = 0;
+    if (virDomainGetState(impl_->dom.get(), &state, &reason, 0) < 0)
+        return fail(Errc::libvirt, impl_->name, "cannot query the domain's state",
+                    last_libvirt_error());
+    return state == VIR_DOMAIN_PAUSED;
+}
+
+Result<void> Domain::resume() const {
+    if (virDomainResume(impl_->dom.get()) < 0)
+        return fail(Errc::libvirt, impl_->name, "cannot resume the domain", last_libvirt_error());
+    return {};
+}
+
+Result<void> Domain::remove_managed_save() const {
+    if (virDomainManagedSaveRemove(impl_->dom.get(), 0) < 0)
+        return fail(Errc::libvirt, impl_->name, "cannot remove the managed-save image",
+                    last_libvirt_error());
+    return {};
+}
+
 Result<std::string> Domain::qemu_monitor_command(std::string_view command_json) const {
     std::string cmd(command_json);
     char* reply = nullptr;

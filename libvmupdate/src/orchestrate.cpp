@@ -225,10 +225,19 @@ Result<SaveReport> save_domain(const Connection& conn, const Paths& paths, std::
 
     auto undo = [&](Error e) -> std::unexpected<Error> {
         auto still = dom.is_active();
+        auto image = dom.has_managed_save();
         if (still && *still) {
             (void)set_capability(dom, false);
             (void)state->remove(m.uuid);
             e.cause += "; the domain is still running";
+        } else if (still && image && !*image) {
+            // Stopped by someone else (virsh destroy, a crash) before libvirt wrote
+            // an image: there is nothing to restore, and a kept save would only
+            // block its next start.
+            (void)drop_preserved(*pres);
+            (void)state->remove(m.uuid);
+            e.cause += "; the domain was stopped during the save, not by vmupdate, and libvirt "
+                       "wrote no image: nothing is saved, 'virsh start' boots it afresh";
         } else {
             e.cause += "; the domain is stopped: 'vmupdate restore " + dom.name() +
                        "' restores it, 'vmupdate status' shows its state";
@@ -294,6 +303,54 @@ Result<SaveReport> save_domain(const Connection& conn, const Paths& paths, std::
     report.image_bytes = facts->size;
     report.seconds = seconds_since(t0);
     return report;
+}
+
+Result<std::string> discard_save(const Connection& conn, const Paths& paths,
+                                 std::string_view name) {
+    auto dom = conn.lookup(name);
+    if (!dom)
+        return std::unexpected(dom.error());
+    auto state = StateDir::open(paths.state_dir);
+    if (!state)
+        return std::unexpected(state.error());
+    auto lock = lock_domain(*state, *dom, "cannot discard the save");
+    if (!lock)
+        return std::unexpected(lock.error());
+    auto loaded = state->load(dom->uuid());
+    if (!loaded)
+        return std::unexpected(loaded.error());
+    if (!*loaded)
+        return fail(Errc::refused, dom->name(), "cannot discard the save",
+                    "no vmupdate save is recorded for it");
+    auto active = dom->is_active();
+    if (!active)
+        return std::unexpected(active.error());
+    if (*active)
+        return fail(Errc::refused, dom->name(), "cannot discard the save",
+                    "the domain is running: 'vmupdate restore " + dom->name() +
+                        "' finishes or undoes what is recorded");
+    const Manifest& m = **loaded;
+    // Only vmupdate's own image goes: without the RAM it is worthless, while a
+    // stock image (someone's `virsh managedsave` since) still holds a whole guest.
+    std::string outcome = "vmupdate save discarded";
+    if (auto facts = read_save_image(m.image); facts && facts->ignore_shared.value_or(false)) {
+        if (auto ok = dom->remove_managed_save(); !ok)
+            return std::unexpected(ok.error());
+        outcome += " with its managed-save image";
+    } else if (facts) {
+        outcome += "; its managed-save image is not vmupdate's and is kept";
+    }
+    auto backing = memory_backing_dir(paths.qemu_conf);
+    if (!backing)
+        return std::unexpected(backing.error());
+    auto pres = preserved_dir(*backing, m.uuid);
+    if (!pres)
+        return std::unexpected(pres.error());
+    if (auto ok = drop_preserved(*pres); !ok)
+        return std::unexpected(ok.error());
+    if (auto ok = state->remove(m.uuid); !ok)
+        return std::unexpected(ok.error());
+    return outcome + "; 'virsh start " + dom->name() + "' boots it afresh";
 }
 
 namespace {
@@ -381,6 +438,13 @@ Result<RestoreReport> restore_domain(const Connection& conn, const Paths& paths,
                             "its save was interrupted before libvirt wrote the image, so its "
                             "device state is lost; 'virsh start " +
                                 dom->name() + "' boots it afresh (and drops the preserved RAM)");
+            if (image.error().code == Errc::not_found)
+                return fail(Errc::refused, dom->name(), "cannot restore",
+                            "its managed-save image " + m.image +
+                                " is gone (libvirt deletes an image it cannot read): put it back "
+                                "and run 'vmupdate restore' again, or drop the save with "
+                                "'vmupdate discard " +
+                                dom->name() + "'; the RAM is kept");
             return fail(Errc::refused, dom->name(), "cannot restore",
                         image.error().message() + "; the image and the RAM are kept");
         }
@@ -409,10 +473,19 @@ Result<RestoreReport> restore_domain(const Connection& conn, const Paths& paths,
             std::string hook = after && *after && !(*after)->last_error.empty()
                                    ? " (" + (*after)->last_error + ")"
                                    : "";
+            // libvirt may have failed after QEMU loaded the image (libvirtd killed
+            // mid-start): then the image is gone and the domain runs, paused.
+            auto now = dom->is_active();
+            std::string where =
+                !now ? "; the connection to libvirt failed: once libvirtd is back, 'vmupdate "
+                       "restore " +
+                           dom->name() + "' finishes or retries the restore"
+                : *now ? "; the domain runs all the same: 'vmupdate restore " + dom->name() +
+                             "' finishes the restore"
+                       : "; the managed-save image and the RAM are kept: fix the cause and run "
+                         "'vmupdate restore' again";
             return fail(Errc::libvirt, dom->name(), "restore failed",
-                        ok.error().cause + hook +
-                            "; the managed-save image and the RAM are kept: fix the cause and run "
-                            "'vmupdate restore' again");
+                        ok.error().cause + hook + where);
         }
         test_point("restore:started");
         if (auto resumed = events.wait_for(m.uuid, "resumed", 30s, started);
@@ -449,6 +522,17 @@ Result<RestoreReport> restore_domain(const Connection& conn, const Paths& paths,
     auto caps = monitor(*dom, "query-migrate-capabilities");
     auto on =
         caps ? capability_state(*caps, capability) : Result<bool>(std::unexpected(caps.error()));
+    // A restore whose libvirt job was cut short (libvirtd killed after QEMU loaded
+    // the state) leaves the domain paused: libvirt resumes only in the job it lost.
+    if (m.state == SaveState::restored && dom->is_paused().value_or(false)) {
+        if (!on || *on)
+            (void)set_capability(*dom, false);
+        if (auto ok = dom->resume(); !ok)
+            return fail(Errc::libvirt, dom->name(), "restored, but still paused",
+                        ok.error().cause + "; 'virsh resume " + dom->name() + "' resumes it");
+        report.warnings.push_back("libvirt had left it paused (its restore job was interrupted): "
+                                  "resumed");
+    }
     if (!on || *on) {
         if (auto ok = set_capability(*dom, false); !ok)
             return fail(Errc::verify, dom->name(), "restored, but x-ignore-shared is still on",

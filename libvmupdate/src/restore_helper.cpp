@@ -35,16 +35,48 @@ bool is_lower_hex(std::string_view s) {
            s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
 }
 
+// libvirt 11.3 names the pidfile with the domain name XML-escaped
+// (seen: "q'x" -> "q&apos;x.pid"), while the XML's other files use the raw name.
+std::string xml_escaped(std::string_view name) {
+    std::string out;
+    for (char c : name) {
+        switch (c) {
+        case '&':
+            out += "&amp;";
+            break;
+        case '<':
+            out += "&lt;";
+            break;
+        case '>':
+            out += "&gt;";
+            break;
+        case '\'':
+            out += "&apos;";
+            break;
+        case '"':
+            out += "&quot;";
+            break;
+        default:
+            out += c;
+        }
+    }
+    return out;
+}
+
 // The pid libvirt recorded for the domain's QEMU in <qemu_pid_dir>/<name>.pid.
 // libvirt writes it (as root, in its root-only state directory) before it lets the
 // process exec QEMU, so by the time QEMU listens on the monitor it names QEMU.
 Result<std::int64_t> qemu_pid(const Paths& paths, const std::string& domain) {
     if (auto ok = check_domain_name(domain); !ok)
         return std::unexpected(ok.error());
-    const std::string path = paths.qemu_pid_dir + "/" + domain + ".pid";
+    std::string path = paths.qemu_pid_dir + "/" + xml_escaped(domain) + ".pid";
     const std::string step = "cannot read the pidfile of the domain's QEMU";
     // O_NONBLOCK: a FIFO planted in its place must not block the open.
     Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+    if (!fd && errno == ENOENT && path != paths.qemu_pid_dir + "/" + domain + ".pid") {
+        path = paths.qemu_pid_dir + "/" + domain + ".pid";
+        fd.reset(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+    }
     if (!fd)
         return fail_errno(errno, path, step);
     struct stat st {};

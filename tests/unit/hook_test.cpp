@@ -662,9 +662,26 @@ TEST_F(Hook, InterruptedSaveWithAnIncompleteOrStockImageIsAStockRestore) {
 }
 
 // libvirt 11.3 restores a domain with an image through `restore begin`; a plain
-// start of a saved domain means the image is gone (virsh start --force-boot).
-TEST_F(Hook, ForceBootDropsTheSaveAndItsRam) {
+// start of a saved domain means the image is gone: deleted by --force-boot, or by
+// libvirt because it could not read it. The guest may still be saved by putting
+// the image back: no fresh boot until the operator discards the save.
+TEST_F(Hook, ColdStartOfASavedDomainWithoutItsImageIsRefused) {
     Manifest m = save();
+    ::unlink(m.image.c_str());
+    make_ram_dir(9);
+    auto out = run("start", "begin", domain_xml(true, 9));
+    EXPECT_EQ(out.exit_code, 1);
+    EXPECT_TRUE(contains(out.error, "vmupdate discard web1")) << out.error;
+    EXPECT_EQ(manifest(), m);
+    EXPECT_TRUE(exists(preserved + "/pc.ram"));
+}
+
+// A save interrupted before libvirt wrote the image has nothing to restore.
+TEST_F(Hook, ColdStartAfterASaveThatWroteNoImageDropsIt) {
+    Manifest m = save();
+    m.state = SaveState::saving;
+    m.image_sha256.clear();
+    ASSERT_TRUE(state().store(m));
     ::unlink(m.image.c_str());
     make_ram_dir(9);
     auto out = run("start", "begin", domain_xml(true, 9));

@@ -285,6 +285,19 @@ TEST_F(RestoreHelper, RecordsACompletedRestore) {
     EXPECT_TRUE(peer_logged);
 }
 
+// libvirt 11.3 writes the pidfile of a domain named q'x"y&z as
+// q&apos;x&quot;y&amp;z.pid (seen in /run/libvirt/qemu).
+TEST_F(RestoreHelper, FindsThePidfileOfANameLibvirtEscapes) {
+    const std::string name = "q'x\"y&z";
+    ASSERT_EQ(::unlink((paths.qemu_pid_dir + "/web1.pid").c_str()), 0);
+    std::ofstream(paths.qemu_pid_dir + "/q&apos;x&quot;y&amp;z.pid") << ::getpid() << '\n';
+    args.domain = name;
+    FakeQemu qemu(socket(), [](Peer& p) { serve(p, {migration_events}); });
+    auto ok = run();
+    ASSERT_TRUE(ok) << ok.error().message();
+    EXPECT_EQ(manifest().state, SaveState::restored);
+}
+
 TEST_F(RestoreHelper, WorksWithoutEventsThroughQueryMigrate) {
     FakeQemu qemu(socket(), [](Peer& p) { serve(p, {}); });
     auto ok = run();

@@ -44,6 +44,12 @@ public:
     [[nodiscard]] Result<void> managed_save() const;
     /// Starts the domain (restoring its managed-save image when there is one).
     [[nodiscard]] Result<void> start() const;
+    /// Whether the running domain's vCPUs are paused.
+    [[nodiscard]] Result<bool> is_paused() const;
+    /// Resumes a paused domain.
+    [[nodiscard]] Result<void> resume() const;
+    /// Deletes the domain's managed-save image (virsh managedsave-remove).
+    [[nodiscard]] Result<void> remove_managed_save() const;
     /// Sends a QMP command through libvirt's QEMU monitor passthrough; returns
     /// QEMU's whole reply as JSON text.
     [[nodiscard]] Result<std::string> qemu_monitor_command(std::string_view command_json) const;

@@ -53,6 +53,11 @@ struct RestoreReport {
 [[nodiscard]] Result<RestoreReport> restore_domain(const Connection& conn, const Paths& paths,
                                                    std::string_view name, const EventWatch& events);
 
+/// Drops a stopped domain's vmupdate save: its preserved RAM, its manifest and
+/// its managed-save image when vmupdate wrote it; returns what was done.
+[[nodiscard]] Result<std::string> discard_save(const Connection& conn, const Paths& paths,
+                                               std::string_view name);
+
 /// Saves several domains, at most `parallel` at a time; results in input order.
 [[nodiscard]] std::vector<Result<SaveReport>>
 save_domains(const Connection& conn, const Paths& paths, const std::vector<std::string>& names,

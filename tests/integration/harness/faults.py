@@ -39,10 +39,9 @@ TEST_POINT_DIR = "/run/vmupdate/test-points"
 SIGNALS = [("SIGINT", signal.SIGINT), ("SIGTERM", signal.SIGTERM),
            ("SIGHUP", signal.SIGHUP), ("SIGKILL", signal.SIGKILL)]
 # Exit code of a restore refused by vmupdate's checks (damaged image, preserved RAM
-# missing, resized or replaced): 1 as issue 10 specifies ("failed: each VM left
-# restorable"). The CLI now says 2 ("refused, nothing changed") for the checks
-# made before libvirt is called; change this line if 2 is the decision.
-RESTORE_REFUSED_RC = 1
+# missing, resized or replaced): 2, "refused, nothing changed", since the checks
+# run before libvirt is called (issue 10, item 12: such refusals used to exit 1).
+RESTORE_REFUSED_RC = 2
 GOOD = ("running", "restored", "running+restore", "running(cap-on)+restore",
         "stock-save,virsh-start")
 
