@@ -110,7 +110,15 @@ int cmd_translate(const Args& args) {
     return std::cout ? 0 : 1;
 }
 
-int cmd_prepare(const Args& args) {
+int cmd_prepare(Args args) {
+    // Domain names that start with '-' come after "--"; prepare has no options.
+    if (auto dashes = std::find(args.rest.begin(), args.rest.end(), "--");
+        dashes != args.rest.end())
+        args.rest.erase(dashes);
+    else if (auto opt = std::find_if(args.rest.begin(), args.rest.end(),
+                                     [](const std::string& a) { return a.starts_with("-"); });
+             opt != args.rest.end())
+        return usage_error("prepare: unknown option " + *opt);
     if (args.rest.empty())
         return usage_error("prepare needs at least one DOMAIN");
     auto conn = Connection::open(args.uri);

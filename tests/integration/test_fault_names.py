@@ -55,7 +55,7 @@ class NamedDomain(vmtest.TestDomain):
 
 
 def prepare(dom):
-    r = vmucli.vmupdate("prepare", dom.name)
+    r = vmucli.vmupdate("prepare", "--", dom.name)
     if r.returncode == 0:
         return "prepare-ok", []
     problems = [] if r.returncode == 2 else ["prepare exited %d" % r.returncode]
@@ -89,7 +89,7 @@ def one_name(inj, kernel, label, name):
         g.baseline()
         inj.record(label, "prepare+start", what, 0, problems)
 
-        r = vmucli.vmupdate("save", name)
+        r = vmucli.vmupdate("save", "--", name)
         st = faults.domstate(g.ref)
         problems = []
         if r.returncode == 0:

@@ -269,7 +269,7 @@ def settle(g, expect=GOOD, restore_args=()):
     if st == "paused":
         # libvirt reconnected to a QEMU that loaded the state but was never resumed:
         # the operator's plain `vmupdate restore` must finish the job.
-        r = vmucli.vmupdate("restore", g.name)
+        r = vmucli.vmupdate("restore", "--", g.name)
         st = domstate(g.ref)
         if st == "running":
             paused = "paused+restore(%d)," % r.returncode
@@ -286,13 +286,13 @@ def settle(g, expect=GOOD, restore_args=()):
             # A run that died with QEMU still running: a plain restore completes
             # it. Whether x-ignore-shared was left on until then goes in the outcome.
             cap = capability_on(g.ref)
-            r = vmucli.vmupdate("restore", g.name)
+            r = vmucli.vmupdate("restore", "--", g.name)
             outcome = "running%s+restore" % ("(cap-on)" if cap else "") if r.returncode == 0 \
                 else "running+restore-failed(%d)" % r.returncode
             if manifest_state(g.uuid) is not None:
                 problems.append("manifest '%s' left for a running domain" % manifest_state(g.uuid))
     else:
-        r = vmucli.vmupdate("restore", *restore_args, g.name)
+        r = vmucli.vmupdate("restore", *restore_args, "--", g.name)
         outcome = "restored" if r.returncode == 0 else "restore-failed(%d)" % r.returncode
         if r.returncode == 2 and "not vmupdate's: start it with 'virsh start'" in r.stderr:
             # The concurrent stock `virsh managedsave` won: libvirt's own image,
