@@ -304,8 +304,12 @@ Result<void> verify_preserved(std::string_view domain, const std::vector<RamFile
     return {};
 }
 
-Result<void> verify_in_use(std::string_view domain, const std::string& ram_dir,
-                           const std::vector<RamFile>& ram) {
+namespace {
+
+// Checks the recorded names, then opens the domain's RAM directory (the QEMU
+// user's) without following links; errors name the domain.
+Result<Fd> open_ram_dir_for(std::string_view domain, const std::string& ram_dir,
+                            const std::vector<RamFile>& ram) {
     for (const auto& f : ram)
         if (!safe_file_name(f.name))
             return fail(Errc::invalid_input, std::string(domain), "invalid RAM file name", f.name);
@@ -313,8 +317,17 @@ Result<void> verify_in_use(std::string_view domain, const std::string& ram_dir,
     if (!dir) {
         dir.error().step += " " + dir.error().object;
         dir.error().object = std::string(domain);
-        return std::unexpected(dir.error());
     }
+    return dir;
+}
+
+} // namespace
+
+Result<void> verify_in_use(std::string_view domain, const std::string& ram_dir,
+                           const std::vector<RamFile>& ram) {
+    auto dir = open_ram_dir_for(domain, ram_dir, ram);
+    if (!dir)
+        return std::unexpected(dir.error());
     for (const auto& f : ram) {
         std::string path = ram_dir + "/" + f.name;
         auto id = identity_at(dir->get(), f.name, path, domain, "RAM file");
@@ -328,18 +341,12 @@ Result<void> verify_in_use(std::string_view domain, const std::string& ram_dir,
 
 Result<void> reinstate_ram(std::string_view domain, const std::vector<RamFile>& ram,
                            const std::string& ram_dir) {
-    for (const auto& f : ram)
-        if (!safe_file_name(f.name))
-            return fail(Errc::invalid_input, std::string(domain), "invalid RAM file name", f.name);
+    auto dir = open_ram_dir_for(domain, ram_dir, ram);
+    if (!dir)
+        return std::unexpected(dir.error());
     // All of it before any link: QEMU must not start on half the RAM.
     if (auto ok = verify_preserved(domain, ram); !ok)
         return ok;
-    auto dir = open_dir_no_links(ram_dir);
-    if (!dir) {
-        dir.error().step += " " + dir.error().object;
-        dir.error().object = std::string(domain);
-        return std::unexpected(dir.error());
-    }
     for (const auto& f : ram) {
         Split at = split(f.preserved);
         auto held = open_held(at.dir, false);

@@ -40,25 +40,16 @@ bool is_lower_hex(std::string_view s) {
 std::string xml_escaped(std::string_view name) {
     std::string out;
     for (char c : name) {
-        switch (c) {
-        case '&':
-            out += "&amp;";
-            break;
-        case '<':
-            out += "&lt;";
-            break;
-        case '>':
-            out += "&gt;";
-            break;
-        case '\'':
-            out += "&apos;";
-            break;
-        case '"':
-            out += "&quot;";
-            break;
-        default:
+        const char* entity = c == '&'    ? "&amp;"
+                             : c == '<'  ? "&lt;"
+                             : c == '>'  ? "&gt;"
+                             : c == '\'' ? "&apos;"
+                             : c == '"'  ? "&quot;"
+                                         : nullptr;
+        if (entity != nullptr)
+            out += entity;
+        else
             out += c;
-        }
     }
     return out;
 }

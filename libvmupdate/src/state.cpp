@@ -32,6 +32,18 @@ Result<void> check_uuid(std::string_view uuid) {
                 "(8-4-4-4-12)");
 }
 
+// Opens (creating) a lock file in the root-only locks/ directory.
+Result<Fd> open_lock_file(const std::string& file) {
+    int raw;
+    do
+        raw = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, file_mode);
+    while (raw < 0 && errno == EINTR);
+    Fd fd(raw);
+    if (!fd)
+        return fail_errno(errno, file, "cannot open lock file");
+    return fd;
+}
+
 struct DirCloser {
     void operator()(DIR* d) const { ::closedir(d); }
 };
@@ -120,17 +132,13 @@ StateDir::update(std::string_view uuid, const std::function<bool(Manifest&)>& ch
     // Not the domain lock: the CLI holds that across a whole restore, during which
     // libvirt runs the hook and the helper, which must update the manifest too.
     std::string file = path_ + "/locks/" + std::string(uuid) + ".manifest";
-    int raw;
-    do
-        raw = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, file_mode);
-    while (raw < 0 && errno == EINTR);
-    Fd fd(raw);
+    auto fd = open_lock_file(file);
     if (!fd)
-        return fail_errno(errno, file, "cannot open lock file");
+        return std::unexpected(fd.error());
     // Held for one load and store only (milliseconds): a blocking lock is fine.
     int r;
     do
-        r = ::flock(fd.get(), LOCK_EX);
+        r = ::flock(fd->get(), LOCK_EX);
     while (r < 0 && errno == EINTR);
     if (r < 0)
         return fail_errno(errno, file, "cannot lock");
@@ -198,13 +206,9 @@ Result<DomainLock> StateDir::lock(std::string_view uuid, std::chrono::millisecon
     // Lock files are never removed: unlinking one while another process waits
     // on it would let a third lock a new file and both proceed.
     std::string file = path_ + "/locks/" + std::string(uuid) + ".lock";
-    int raw;
-    do
-        raw = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, file_mode);
-    while (raw < 0 && errno == EINTR);
-    Fd fd(raw);
+    auto fd = open_lock_file(file);
     if (!fd)
-        return fail_errno(errno, file, "cannot open lock file");
+        return std::unexpected(fd.error());
 
     using clock = std::chrono::steady_clock;
     const auto deadline = clock::now() + wait;
@@ -212,8 +216,8 @@ Result<DomainLock> StateDir::lock(std::string_view uuid, std::chrono::millisecon
     // flock() cannot time out by itself; a blocking call would need a signal
     // to interrupt it, so poll instead.
     for (;;) {
-        if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0)
-            return DomainLock(fd.release(), std::string(uuid));
+        if (::flock(fd->get(), LOCK_EX | LOCK_NB) == 0)
+            return DomainLock(fd->release(), std::string(uuid));
         if (errno == EINTR)
             continue;
         if (errno != EWOULDBLOCK)
