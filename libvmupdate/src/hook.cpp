@@ -321,20 +321,6 @@ void check_fits(Context& c, const DomainInfo& info) {
         c.refuse(Error{Errc::refused, info.name, "cannot start on the pmem pool", *msg});
 }
 
-// Drops a domain's preserved RAM and then its manifest (in that order: a crash in
-// between leaves a manifest whose RAM check fails, never RAM nobody accounts for).
-Result<void> forget_save(Context& c, const DomainInfo& info, const StateDir& state) {
-    auto backing = backing_dir(c.paths);
-    if (!backing)
-        return std::unexpected(backing.error());
-    auto pres = preserved_dir(*backing, info.uuid);
-    if (!pres)
-        return std::unexpected(pres.error());
-    if (auto ok = drop_preserved(*pres); !ok)
-        return ok;
-    return state.remove(info.uuid);
-}
-
 // start begin: put the preserved RAM where the restoring QEMU will open it.
 void on_start(Context& c, const DomainInfo& info, const StateDir& state) {
     auto loaded = state.load(info.uuid);
@@ -365,7 +351,7 @@ void on_start(Context& c, const DomainInfo& info, const StateDir& state) {
                 return;
             }
             if ((*loaded)->state == SaveState::saving) {
-                if (auto ok = forget_save(c, info, state); !ok)
+                if (auto ok = drop_save(c.paths, state, info.uuid); !ok)
                     c.log("cannot drop the interrupted save: " + ok.error().message());
                 else
                     c.log("cold start after a save that never wrote its image: the save and its "
@@ -445,7 +431,7 @@ void on_release(Context& c, const DomainInfo& info, const StateDir& state) {
     // No vmupdate save (none recorded, or the restore finished): a stock managed
     // save holds the whole RAM in its image, so the preserved RAM is not needed
     // either way, and holding it would keep two copies on the pool.
-    if (auto ok = forget_save(c, info, state); !ok) {
+    if (auto ok = drop_save(c.paths, state, info.uuid); !ok) {
         c.log(ok.error().message());
         return;
     }
@@ -474,6 +460,18 @@ void append_hook_log(const Paths& paths, std::string_view program,
     } catch (...) {
         // Out of memory while logging: the call itself matters more than its log.
     }
+}
+
+Result<void> drop_save(const Paths& paths, const StateDir& state, std::string_view uuid) {
+    auto backing = memory_backing_dir(paths.qemu_conf);
+    if (!backing)
+        return std::unexpected(backing.error());
+    auto pres = preserved_dir(*backing, uuid);
+    if (!pres)
+        return std::unexpected(pres.error());
+    if (auto ok = drop_preserved(*pres); !ok)
+        return ok;
+    return state.remove(uuid);
 }
 
 std::string hook_daemon_mark(const Paths& paths) {

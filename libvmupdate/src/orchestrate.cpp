@@ -340,15 +340,7 @@ Result<std::string> discard_save(const Connection& conn, const Paths& paths,
     } else if (facts) {
         outcome += "; its managed-save image is not vmupdate's and is kept";
     }
-    auto backing = memory_backing_dir(paths.qemu_conf);
-    if (!backing)
-        return std::unexpected(backing.error());
-    auto pres = preserved_dir(*backing, m.uuid);
-    if (!pres)
-        return std::unexpected(pres.error());
-    if (auto ok = drop_preserved(*pres); !ok)
-        return std::unexpected(ok.error());
-    if (auto ok = state->remove(m.uuid); !ok)
+    if (auto ok = drop_save(paths, *state, m.uuid); !ok)
         return std::unexpected(ok.error());
     return outcome + "; 'virsh start " + dom->name() + "' boots it afresh";
 }

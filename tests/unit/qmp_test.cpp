@@ -1,5 +1,6 @@
 // The QMP client against a scripted QEMU on a socketpair or a unix socket, replaying
 // transcripts recorded from QEMU 10.0, and the helpers reading QEMU's replies.
+#include "qmp_peer.hpp"
 #include "vmupdate/qmp.hpp"
 
 #include <chrono>
@@ -24,8 +25,8 @@ using json = nlohmann::json;
 
 namespace {
 
-constexpr std::string_view greeting =
-    R"({"QMP": {"version": {"qemu": {"micro": 2, "minor": 0, "major": 10}, "package": "Debian 1:10.0.2+ds-2+deb13u1~bpo12+1"}, "capabilities": ["oob"]}})";
+using vmupdate::testing::Peer;
+constexpr std::string_view greeting = vmupdate::testing::qemu_greeting;
 
 // What query-migrate-capabilities returned on QEMU 10.0 with x-ignore-shared on.
 constexpr std::string_view capabilities_10_0 =
@@ -39,85 +40,6 @@ using Clock = std::chrono::steady_clock;
 long long ms_since(Clock::time_point start) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
 }
-
-// The QEMU end of a connection, driven by a test script.
-class Peer {
-public:
-    explicit Peer(int fd) : fd_(fd) {}
-    Peer(const Peer&) = delete;
-    Peer& operator=(const Peer&) = delete;
-    ~Peer() { close_now(); }
-
-    // Writes raw bytes; a client that went away is not an error here (false).
-    bool send_raw(std::string_view text) {
-        while (!text.empty() && fd_ >= 0) {
-            ssize_t n = ::send(fd_, text.data(), text.size(), MSG_NOSIGNAL);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0)
-                return false;
-            text.remove_prefix(static_cast<size_t>(n));
-        }
-        return fd_ >= 0;
-    }
-
-    // Every byte the client has sent so far.
-    size_t bytes_received() const { return received_; }
-
-    // One message with QEMU's line ending.
-    void send(std::string_view message) { send_raw(std::string(message) + "\r\n"); }
-
-    // The next request line, parsed; discarded JSON on EOF or after 5 s.
-    json request() {
-        for (;;) {
-            if (auto nl = buf_.find('\n'); nl != std::string::npos) {
-                std::string line = buf_.substr(0, nl);
-                buf_.erase(0, nl + 1);
-                return json::parse(line, nullptr, false);
-            }
-            if (!read_some())
-                return json::parse("", nullptr, false);
-        }
-    }
-
-    // QEMU's side of the negotiation.
-    void negotiate() {
-        send(greeting);
-        json req = request();
-        EXPECT_EQ(req.value("execute", ""), "qmp_capabilities");
-        send(R"({"return": {}, "id": )" + req.value("id", json()).dump() + "}");
-    }
-
-    // Stays silent until the client hangs up (or 5 s pass).
-    void wait_closed() {
-        while (read_some()) {
-        }
-    }
-
-    void close_now() {
-        if (fd_ >= 0)
-            ::close(fd_);
-        fd_ = -1;
-    }
-
-private:
-    bool read_some() {
-        pollfd p{fd_, POLLIN, 0};
-        if (fd_ < 0 || ::poll(&p, 1, 5000) <= 0)
-            return false;
-        char chunk[4096];
-        ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
-        if (n <= 0)
-            return false;
-        buf_.append(chunk, static_cast<size_t>(n));
-        received_ += static_cast<size_t>(n);
-        return true;
-    }
-
-    int fd_;
-    std::string buf_;
-    size_t received_ = 0;
-};
 
 // Plays QEMU with `script` on one end of a socketpair in a thread. Declare it before
 // the client, so that the client hangs up first and the script can finish.

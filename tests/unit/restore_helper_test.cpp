@@ -1,6 +1,7 @@
 // The restore helper against a fake QEMU: a thread of this test listening on the
 // attempt's socket and speaking QMP, with this process's pid in a fake libvirt
 // pidfile. QEMU is untrusted, so most cases are hostile ones.
+#include "qmp_peer.hpp"
 #include "temp_dir.hpp"
 #include "vmupdate/manifest.hpp"
 #include "vmupdate/restore_helper.hpp"
@@ -31,73 +32,10 @@ namespace {
 
 constexpr const char* uuid = "c7a5fdbd-edaf-9455-926a-d65c16db1809";
 constexpr const char* attempt = "0123456789abcdef";
-constexpr std::string_view greeting =
-    R"({"QMP": {"version": {"qemu": {"micro": 2, "minor": 0, "major": 10}, "package": ""}, "capabilities": ["oob"]}})";
+using vmupdate::testing::Peer;
+constexpr std::string_view greeting = vmupdate::testing::qemu_greeting;
 
 using Clock = std::chrono::steady_clock;
-
-// The QEMU end of the connection.
-class Peer {
-public:
-    explicit Peer(int fd) : fd_(fd) {}
-    Peer(const Peer&) = delete;
-    Peer& operator=(const Peer&) = delete;
-    ~Peer() { ::close(fd_); }
-
-    // Writes raw bytes; false once the helper has gone away.
-    bool send_raw(std::string_view text) {
-        while (!text.empty()) {
-            ssize_t n = ::send(fd_, text.data(), text.size(), MSG_NOSIGNAL);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0)
-                return false;
-            text.remove_prefix(static_cast<size_t>(n));
-        }
-        return true;
-    }
-    bool send(const std::string& message) { return send_raw(message + "\r\n"); }
-
-    // The next request, parsed; discarded JSON on EOF or after 5 s.
-    json request() {
-        for (;;) {
-            if (auto nl = buf_.find('\n'); nl != std::string::npos) {
-                std::string line = buf_.substr(0, nl);
-                buf_.erase(0, nl + 1);
-                return json::parse(line, nullptr, false);
-            }
-            if (!read_some())
-                return json::parse("", nullptr, false);
-        }
-    }
-
-    // Reads until the helper hangs up (or 5 s pass).
-    void wait_closed() {
-        while (read_some()) {
-        }
-    }
-
-    // Every byte the helper sent.
-    size_t received() const { return received_; }
-
-private:
-    bool read_some() {
-        pollfd p{fd_, POLLIN, 0};
-        if (::poll(&p, 1, 5000) <= 0)
-            return false;
-        char chunk[4096];
-        ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
-        if (n <= 0)
-            return false;
-        buf_.append(chunk, static_cast<size_t>(n));
-        received_ += static_cast<size_t>(n);
-        return true;
-    }
-
-    int fd_;
-    std::string buf_;
-    size_t received_ = 0;
-};
 
 // Listens on `path` (from construction on, so that the helper connects at once)
 // and plays QEMU with `script` for the first connection, in a thread.
@@ -121,7 +59,7 @@ public:
                 return;
             Peer peer(fd);
             script(peer);
-            received_ = peer.received();
+            received_ = peer.bytes_received();
         });
     }
     FakeQemu(const FakeQemu&) = delete;

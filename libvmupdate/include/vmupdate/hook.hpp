@@ -4,6 +4,7 @@
 
 #include "vmupdate/error.hpp"
 #include "vmupdate/paths.hpp"
+#include "vmupdate/state.hpp"
 
 #include <string>
 #include <string_view>
@@ -36,6 +37,12 @@ struct HookOutcome {
 /// best effort: a log that cannot be written must not fail libvirt's call.
 void append_hook_log(const Paths& paths, std::string_view program,
                      const std::vector<std::string>& lines) noexcept;
+
+/// Drops a domain's vmupdate save: its preserved RAM, then its manifest (in that
+/// order: a crash in between leaves a manifest whose RAM check fails, never RAM
+/// that no manifest accounts for).
+[[nodiscard]] Result<void> drop_save(const Paths& paths, const StateDir& state,
+                                     std::string_view uuid);
 
 /// The file in which the hook records which libvirt daemon runs it.
 [[nodiscard]] std::string hook_daemon_mark(const Paths& paths);
