@@ -25,7 +25,9 @@ def nvdimm_xml(dom, nv_path):
                       "  <maxMemory slots='2' unit='MiB'>%d</maxMemory>\n"
                       "  <memory unit='MiB'>%d</memory>\n" % (RAM_MIB + NVDIMM_MIB + 64,
                                                               RAM_MIB + NVDIMM_MIB), 1)
+    # Memory devices need ACPI.
     xml = xml.replace("  <clock offset='utc'/>\n",
+                      "  <features><acpi/></features>\n"
                       "  <cpu><numa><cell id='0' cpus='0' memory='%d' unit='MiB'/></numa></cpu>\n"
                       "  <clock offset='utc'/>\n" % RAM_MIB, 1)
     xml = xml.replace("    <memballoon model='none'/>\n",
