@@ -234,10 +234,15 @@ Result<SaveReport> save_domain(const Connection& conn, const Paths& paths, std::
             // Stopped by someone else (virsh destroy, a crash) before libvirt wrote
             // an image: there is nothing to restore, and a kept save would only
             // block its next start.
-            (void)drop_preserved(*pres);
-            (void)state->remove(m.uuid);
+            (void)drop_save(paths, *state, m.uuid);
             e.cause += "; the domain was stopped during the save, not by vmupdate, and libvirt "
                        "wrote no image: nothing is saved, 'virsh start' boots it afresh";
+        } else if (auto facts = read_save_image(m.image);
+                   still && facts && facts->complete && facts->ignore_shared == false) {
+            // A concurrent stock `virsh managedsave` won: its image holds the RAM.
+            (void)drop_save(paths, *state, m.uuid);
+            e.cause += "; a stock managed save of the domain came first: 'virsh start " +
+                       dom.name() + "' restores it";
         } else {
             e.cause += "; the domain is stopped: 'vmupdate restore " + dom.name() +
                        "' restores it, 'vmupdate status' shows its state";
