@@ -381,10 +381,10 @@ int cmd_status(const Args& args, const Paths& paths) {
                   << (s.image_bytes ? format_size(*s.image_bytes) : "-")
                   << (s.last_pause_us ? human_us(*s.last_pause_us) : "-") << '\n';
         if (s.save_state == "saving")
-            std::cout << "  save interrupted: 'vmupdate restore -- " << s.name << "' completes it ("
-                      << (s.running ? "undoes it: the domain still runs"
+            std::cout << "  save interrupted: 'vmupdate restore -- " << s.name << "' "
+                      << (s.running ? "undoes it (the domain still runs)"
                                     : "verifies the image and restores it")
-                      << ")\n";
+                      << '\n';
         if (!s.last_error.empty())
             std::cout << "  last restore failed: " << s.last_error << '\n';
     }
