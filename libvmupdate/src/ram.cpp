@@ -279,28 +279,57 @@ Result<std::vector<RamFile>> preserve_ram(const std::string& ram_dir,
     return out;
 }
 
-Result<void> verify_preserved(std::string_view domain, const std::vector<RamFile>& ram) {
+namespace {
+
+// One preserved file, opened through root's directory and checked to be the file
+// recorded (device, inode, size): the handle reinstate_ram links from.
+struct VerifiedFile {
+    HeldDir held;
+    std::string name;
+};
+
+Result<VerifiedFile> open_verified(std::string_view domain, const RamFile& f) {
+    Split at = split(f.preserved);
+    if (!safe_file_name(at.name))
+        return fail(Errc::invalid_input, std::string(domain), "invalid preserved RAM file",
+                    f.preserved);
+    auto held = open_held(at.dir, false);
+    if (!held) {
+        held.error().step = "preserved RAM file " + f.preserved + ": " + held.error().step + " " +
+                            held.error().object;
+        held.error().object = std::string(domain);
+        return std::unexpected(held.error());
+    }
+    auto id = identity_at(held->dir.get(), at.name, f.preserved, domain, "preserved RAM file");
+    if (!id)
+        return std::unexpected(id.error());
+    if (auto ok = matches(f, *id, domain, f.preserved); !ok)
+        return std::unexpected(ok.error());
+    return VerifiedFile{std::move(*held), std::move(at.name)};
+}
+
+// Every recorded file, verified, before anything is done with any of them.
+Result<std::vector<VerifiedFile>> open_all_verified(std::string_view domain,
+                                                    const std::vector<RamFile>& ram) {
     if (ram.empty())
         return fail(Errc::verify, std::string(domain), "cannot verify preserved RAM",
                     "no RAM file recorded");
+    std::vector<VerifiedFile> out;
     for (const auto& f : ram) {
-        Split at = split(f.preserved);
-        if (!safe_file_name(at.name))
-            return fail(Errc::invalid_input, std::string(domain), "invalid preserved RAM file",
-                        f.preserved);
-        auto held = open_held(at.dir, false);
-        if (!held) {
-            held.error().step = "preserved RAM file " + f.preserved + ": " + held.error().step +
-                                " " + held.error().object;
-            held.error().object = std::string(domain);
-            return std::unexpected(held.error());
-        }
-        auto id = identity_at(held->dir.get(), at.name, f.preserved, domain, "preserved RAM file");
-        if (!id)
-            return std::unexpected(id.error());
-        if (auto ok = matches(f, *id, domain, f.preserved); !ok)
-            return ok;
+        auto v = open_verified(domain, f);
+        if (!v)
+            return std::unexpected(v.error());
+        out.push_back(std::move(*v));
     }
+    return out;
+}
+
+} // namespace
+
+Result<void> verify_preserved(std::string_view domain, const std::vector<RamFile>& ram) {
+    auto all = open_all_verified(domain, ram);
+    if (!all)
+        return std::unexpected(all.error());
     return {};
 }
 
@@ -345,20 +374,14 @@ Result<void> reinstate_ram(std::string_view domain, const std::vector<RamFile>& 
     if (!dir)
         return std::unexpected(dir.error());
     // All of it before any link: QEMU must not start on half the RAM.
-    if (auto ok = verify_preserved(domain, ram); !ok)
-        return ok;
-    for (const auto& f : ram) {
-        Split at = split(f.preserved);
-        auto held = open_held(at.dir, false);
-        if (!held)
-            return std::unexpected(held.error());
-        auto id = identity_at(held->dir.get(), at.name, f.preserved, domain, "preserved RAM file");
-        if (!id)
-            return std::unexpected(id.error());
-        if (auto ok = matches(f, *id, domain, f.preserved); !ok)
-            return ok;
+    auto verified = open_all_verified(domain, ram);
+    if (!verified)
+        return std::unexpected(verified.error());
+    for (size_t i = 0; i < ram.size(); ++i) {
+        const RamFile& f = ram[i];
+        const VerifiedFile& v = (*verified)[i];
         std::string dst = ram_dir + "/" + f.name;
-        if (::linkat(held->dir.get(), at.name.c_str(), dir->get(), f.name.c_str(), 0) != 0) {
+        if (::linkat(v.held.dir.get(), v.name.c_str(), dir->get(), f.name.c_str(), 0) != 0) {
             int err = errno;
             // A retried start may find the link of the failed attempt in place.
             if (err == EEXIST) {
