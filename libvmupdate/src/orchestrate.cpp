@@ -275,9 +275,7 @@ Result<SaveReport> save_domain(const Connection& conn, const Paths& paths, std::
         report.warnings.push_back("the managed-save image holds " + format_size(facts->size) +
                                   ": some guest memory is not in a shared file and was "
                                   "written to the image; 'vmupdate restore' restores it");
-    if (auto ok = fsync_path(m.image); !ok)
-        return fail(Errc::system, dom.name(), ok.error().step, ok.error().cause + kept);
-    auto sum = sha256_file(m.image);
+    auto sum = image_sha256(m.image, true);
     if (!sum)
         return fail(Errc::system, dom.name(), sum.error().step, sum.error().cause + kept);
     if (auto ok = verify_preserved(dom.name(), m.ram); !ok)

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <utility>
 
 namespace vmupdate {
 namespace {
@@ -68,7 +69,12 @@ Result<SaveImageFacts> parse_save_image(std::string_view head, std::uint64_t siz
     return facts;
 }
 
-Result<SaveImageFacts> read_save_image(const std::string& path) {
+namespace {
+
+// The image, never through a link in its last component (the directory above is
+// in libvirt-qemu's tree) and only if it is a regular file (a FIFO or a device
+// there would block or never end the reads below); with its size at open time.
+Result<std::pair<Fd, std::uint64_t>> open_image(const std::string& path) {
     int raw;
     do
         raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
@@ -85,7 +91,43 @@ Result<SaveImageFacts> read_save_image(const std::string& path) {
         return fail_errno(errno, path, "cannot read the managed-save image");
     if (!S_ISREG(st.st_mode))
         return fail(Errc::verify, path, "cannot read the managed-save image", "not a regular file");
-    auto size = static_cast<std::uint64_t>(st.st_size);
+    return std::pair{std::move(fd), static_cast<std::uint64_t>(st.st_size)};
+}
+
+} // namespace
+
+Result<std::string> image_sha256(const std::string& path, bool sync) {
+    auto image = open_image(path);
+    if (!image)
+        return std::unexpected(image.error());
+    auto& [fd, size] = *image;
+    if (sync && ::fsync(fd.get()) != 0)
+        return fail_errno(errno, path, "cannot flush to disk");
+    // Bounded by the size at open: a file that grows meanwhile is not followed.
+    Sha256 sha;
+    std::string buf(1 << 16, '\0');
+    std::uint64_t done = 0;
+    while (done < size) {
+        auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), size - done));
+        ssize_t n = ::pread(fd.get(), buf.data(), want, static_cast<off_t>(done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return fail_errno(errno, path, "cannot read the managed-save image");
+        if (n == 0)
+            return fail(Errc::verify, path, "cannot read the managed-save image",
+                        "it shrank while being read");
+        sha.update(std::string_view(buf.data(), static_cast<std::size_t>(n)));
+        done += static_cast<std::uint64_t>(n);
+    }
+    return sha.hex_digest();
+}
+
+Result<SaveImageFacts> read_save_image(const std::string& path) {
+    auto image = open_image(path);
+    if (!image)
+        return std::unexpected(image.error());
+    auto& [fd, size] = *image;
     std::string head;
     // The header first, then only as much as its data_len says the XML takes.
     auto read_up_to = [&](std::uint64_t want) -> Result<void> {
@@ -131,7 +173,7 @@ Result<ImageCheck> check_image_for_restore(const Manifest& m) {
         if (facts->size != m.image_size)
             return refuse("it is " + std::to_string(facts->size) + " bytes, vmupdate saved " +
                           std::to_string(m.image_size));
-        auto sum = sha256_file(m.image);
+        auto sum = image_sha256(m.image, false);
         if (!sum)
             return std::unexpected(sum.error());
         if (*sum != m.image_sha256)
@@ -148,7 +190,7 @@ Result<ImageCheck> check_image_for_restore(const Manifest& m) {
         return refuse("no QEMU migration stream found in it");
     if (!*facts->ignore_shared)
         return refuse("QEMU wrote it without x-ignore-shared: it is a stock managed save");
-    auto sum = sha256_file(m.image);
+    auto sum = image_sha256(m.image, false);
     if (!sum)
         return std::unexpected(sum.error());
     out.sha256 = *sum;

@@ -29,6 +29,10 @@ struct SaveImageFacts {
 /// is not a libvirt QEMU save image.
 [[nodiscard]] Result<SaveImageFacts> read_save_image(const std::string& path);
 
+/// The SHA-256 of a managed-save image, read through one descriptor opened as
+/// read_save_image does and bounded by its size at open; `sync` flushes it first.
+[[nodiscard]] Result<std::string> image_sha256(const std::string& path, bool sync);
+
 /// The same, for image bytes already in memory (the first bytes of the file) and
 /// the file's size; for tests and the fuzzer.
 [[nodiscard]] Result<SaveImageFacts> parse_save_image(std::string_view head, std::uint64_t size,

@@ -1,11 +1,13 @@
 // Reading libvirt managed-save images: complete or partial, and whether QEMU
 // wrote them with x-ignore-shared.
+#include "fsutil.hpp"
 #include "save_image.hpp"
 #include "save_image_fixture.hpp"
 #include "temp_dir.hpp"
 
 #include <fstream>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 using namespace vmupdate;
@@ -97,4 +99,21 @@ TEST(SaveImage, CheckForRestoreComparesSizeThenChecksum) {
     write_file(m.image, save_image());
     m.state = SaveState::saved;
     EXPECT_FALSE(check_image_for_restore(m));
+}
+
+// libvirt's save directory lies in libvirt-qemu's tree: a FIFO or a link planted
+// as the image must not hang the hook or send root's read elsewhere.
+TEST(SaveImage, HashesOnlyARegularFileThroughNoLink) {
+    vmupdate::testing::TempDir tmp;
+    std::string path = tmp / "web1.save";
+    write_file(path, save_image(true, true, 0, std::string(200000, 'd')));
+    auto sum = image_sha256(path, true);
+    ASSERT_TRUE(sum) << sum.error().message();
+    EXPECT_EQ(*sum, *sha256_file(path));
+    ASSERT_EQ(::symlink(path.c_str(), (tmp / "link.save").c_str()), 0);
+    EXPECT_FALSE(image_sha256(tmp / "link.save", false));
+    ASSERT_EQ(::mkfifo((tmp / "fifo.save").c_str(), 0600), 0);
+    auto fifo = image_sha256(tmp / "fifo.save", false);
+    ASSERT_FALSE(fifo);
+    EXPECT_EQ(fifo.error().code, Errc::verify);
 }
