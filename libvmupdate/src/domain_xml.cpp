@@ -9,6 +9,7 @@ namespace vmupdate {
 namespace {
 
 constexpr std::string_view metadata_element = "managed";
+constexpr std::string_view mark_change = "marked as managed by vmupdate";
 
 // Bytes per unit, as libvirt's virScaleInteger reads units: case-insensitive,
 // "k"/"KiB" binary, "KB" decimal, KiB when no unit is given.
@@ -205,7 +206,7 @@ struct Translator {
                              reinterpret_cast<const xmlChar*>("vmupdate"));
         xmlSetNs(mark, ns);
         xml::set_attr(mark, "version", "1");
-        changes.emplace_back("marked as managed by vmupdate");
+        changes.emplace_back(mark_change);
     }
 };
 
@@ -367,7 +368,40 @@ Result<Translation> translate_domain(std::string_view text, std::string_view sou
     return Translation{std::move(name), xml::serialize(doc.get()), std::move(t.changes)};
 }
 
-Result<DomainInfo> inspect_domain(std::string_view text, std::string_view source) {
+namespace {
+
+// What translate_domain would change besides the mark; an error when it refuses.
+Result<std::vector<std::string>> changes_needed(std::string_view text, std::string_view source) {
+    auto t = translate_domain(text, source);
+    if (!t)
+        return std::unexpected(t.error());
+    std::erase(t->changes, std::string(mark_change));
+    return std::move(t->changes);
+}
+
+} // namespace
+
+std::string why_unmanaged(std::string_view text, const DomainInfo& info, ManagePolicy policy) {
+    if (info.managed)
+        return {};
+    auto needed = changes_needed(text, info.name);
+    if (!needed)
+        return "cannot be preserved: " + needed.error().step + ": " + needed.error().cause;
+    if (needed->empty())
+        return "not marked for vmupdate (manage = " + std::string(to_string(policy)) +
+               "): run 'vmupdate prepare " + info.name + "'";
+    std::string what;
+    for (const auto& c : *needed)
+        what += (what.empty() ? "" : "; ") + c;
+    std::string why = !info.discard.empty() && policy == ManagePolicy::file_backed
+                          ? "its RAM is discarded when QEMU exits (" + info.discard +
+                                ", as Nova's file_backed_memory adds it)"
+                          : "its definition needs: " + what;
+    return why + "; run 'vmupdate prepare " + info.name + "' and cold-start it";
+}
+
+Result<DomainInfo> inspect_domain(std::string_view text, std::string_view source,
+                                  ManagePolicy policy) {
     auto parsed = parse_domain(text, source);
     if (!parsed)
         return std::unexpected(parsed.error());
@@ -377,7 +411,8 @@ Result<DomainInfo> inspect_domain(std::string_view text, std::string_view source
     info.name = name;
     info.uuid = xml::text(xml::child(root, "uuid"));
     info.type = xml::attr(root, "type");
-    info.managed = find_metadata_element(xml::child(root, "metadata")) != nullptr;
+    info.marked = find_metadata_element(xml::child(root, "metadata")) != nullptr;
+    info.managed = info.marked;
     xmlNode* backing = xml::child(root, "memoryBacking");
     info.shared_file_ram = xml::attr(xml::child(backing, "source"), "type") == "file" &&
                            xml::attr(xml::child(backing, "access"), "mode") == "shared";
@@ -405,6 +440,11 @@ Result<DomainInfo> inspect_domain(std::string_view text, std::string_view source
             info.memory_kib +=
                 to_kib(xml::attr(cell, "memory"), xml::attr(cell, "unit")).value_or(0);
     }
+    // A definition a management layer regenerates loses the mark: under
+    // file-backed it is vmupdate's when preparing it would change nothing else.
+    if (!info.marked && policy == ManagePolicy::file_backed)
+        if (auto needed = changes_needed(text, source); needed && needed->empty())
+            info.managed = true;
     return info;
 }
 

@@ -577,10 +577,21 @@ Result<QemuUser> qemu_user(const std::string& qemu_conf) {
 
 HookOutcome run_hook(const Paths& paths, const HookCall& call, const std::string& helper) {
     Context c{paths, call, {}};
-    auto info = inspect_domain(call.xml, call.domain);
+    // A broken settings file must not widen what the hook touches: marked only.
+    auto config = load_config(paths.config_file);
+    auto info =
+        inspect_domain(call.xml, call.domain, config ? config->manage : ManagePolicy::marked);
     // Whatever libvirt sends that vmupdate cannot read is not vmupdate's business.
-    if (!info || !info->managed)
+    if (!info)
         return c.out;
+    // A domain vmupdate saved stays vmupdate's until its save is done with, even if
+    // the policy changed or a management layer rewrote its definition meanwhile:
+    // the restore would otherwise run without the hook and libvirt delete the image.
+    if (!info->managed &&
+        !(info->shared_file_ram && StateDir::has_manifest(paths.state_dir, info->uuid)))
+        return c.out;
+    if (!config)
+        c.log("settings ignored: " + config.error().message());
     if (!is_canonical_uuid(info->uuid)) {
         c.log("domain has no canonical UUID: ignored");
         return c.out;

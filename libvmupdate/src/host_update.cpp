@@ -98,6 +98,9 @@ Result<HostUpdatePlan> plan_host_update(const Connection& conn, const Paths& pat
         regions = std::move(*r);
     if (auto ok = check_hook_runs(paths); !ok)
         plan.offenders.push_back(ok.error().message());
+    auto policy = manage_policy(paths);
+    if (!policy)
+        return std::unexpected(policy.error());
     for (const auto& d : *doms) {
         // A domain whose state cannot be read might be running: the kexec would kill it.
         auto active = d.is_active();
@@ -107,7 +110,7 @@ Result<HostUpdatePlan> plan_host_update(const Connection& conn, const Paths& pat
         }
         if (!*active)
             continue;
-        auto info = inspect(d, Definition::live);
+        auto info = inspect(d, Definition::live, *policy);
         if (!info) {
             plan.offenders.push_back(d.name() + ": " + info.error().message());
             continue;
@@ -174,6 +177,12 @@ Result<HostUpdatePlan> plan_host_update(const Connection& conn, const Paths& pat
 Result<HostUpdateSaved> save_for_host_update(const Connection& conn, const Paths& paths,
                                              const HostUpdatePlan& plan, const EventWatch& events,
                                              unsigned parallel) {
+    test_point("host-update:planned");
+    // The kernel is loaded and nothing is paused yet: an interrupt here only unloads it.
+    if (interrupt_requested()) {
+        (void)kexec_unload();
+        return fail(Errc::refused, "host-update", "interrupted", "nothing was paused, no kexec");
+    }
     auto t0 = std::chrono::steady_clock::now();
     std::vector<std::string> names;
     for (const auto& d : plan.domains)
@@ -211,6 +220,7 @@ Result<HostUpdateSaved> save_for_host_update(const Connection& conn, const Paths
                 e.cause += "; " + r.error().message();
         return std::unexpected(e);
     };
+    test_point("host-update:saved");
     if (first_error)
         return undo(*first_error);
     if (interrupt_requested())

@@ -106,17 +106,17 @@ struct Target {
 };
 
 // The live definition of a domain, checked for what save needs.
-Result<Target> running_managed(Domain dom) {
+Result<Target> running_managed(Domain dom, ManagePolicy policy) {
     auto active = dom.is_active();
     if (!active)
         return std::unexpected(active.error());
     if (!*active)
         return fail(Errc::refused, dom.name(), "cannot save", "the domain is not running");
-    auto info = inspect(dom, Definition::live);
+    auto info = inspect(dom, Definition::live, policy);
     if (!info)
         return std::unexpected(info.error());
     if (!info->managed || !info->shared_file_ram) {
-        auto prepared = inspect(dom, Definition::persistent);
+        auto prepared = inspect(dom, Definition::persistent, policy);
         if (prepared && prepared->managed)
             return fail(
                 Errc::refused, dom.name(), "cannot save",
@@ -175,7 +175,10 @@ Result<SaveReport> save_domain(const Connection& conn, const Paths& paths, std::
     if (!lock)
         return std::unexpected(lock.error());
     test_point("save:locked");
-    auto target = running_managed(std::move(*found));
+    auto policy = manage_policy(paths);
+    if (!policy)
+        return std::unexpected(policy.error());
+    auto target = running_managed(std::move(*found), *policy);
     if (!target)
         return std::unexpected(target.error());
     const Domain& dom = target->dom;
@@ -640,7 +643,11 @@ std::vector<Phase> pause_phases(const std::vector<TimePoint>& timeline) {
     return out;
 }
 
-Result<std::vector<std::string>> running_managed_domains(const Connection& conn) {
+Result<std::vector<std::string>> running_managed_domains(const Connection& conn,
+                                                         const Paths& paths) {
+    auto policy = manage_policy(paths);
+    if (!policy)
+        return std::unexpected(policy.error());
     auto doms = conn.domains();
     if (!doms)
         return std::unexpected(doms.error());
@@ -649,7 +656,7 @@ Result<std::vector<std::string>> running_managed_domains(const Connection& conn)
         auto active = d.is_active();
         if (!active || !*active)
             continue;
-        auto info = inspect(d, Definition::live);
+        auto info = inspect(d, Definition::live, *policy);
         if (info && info->managed)
             out.push_back(d.name());
     }
@@ -677,6 +684,9 @@ Result<std::vector<DomainStatus>> domain_status(const Connection& conn, const Pa
     auto state = StateDir::open(paths.state_dir);
     if (!state)
         return std::unexpected(state.error());
+    auto policy = manage_policy(paths);
+    if (!policy)
+        return std::unexpected(policy.error());
     auto backing = memory_backing_dir(paths.qemu_conf);
     std::optional<FsInfo> fs;
     if (backing)
@@ -688,10 +698,20 @@ Result<std::vector<DomainStatus>> domain_status(const Connection& conn, const Pa
         s.name = d.name();
         s.uuid = d.uuid();
         s.running = d.is_active().value_or(false);
-        if (auto info = inspect(d, s.running ? Definition::live : Definition::persistent)) {
+        auto xml = s.running ? d.live_xml() : d.inactive_xml();
+        if (auto info = xml ? inspect_domain(*xml, s.name, *policy)
+                            : Result<DomainInfo>(std::unexpected(xml.error()))) {
             s.managed = info->managed;
             s.shared_file_ram = info->shared_file_ram;
             s.ram_bytes = info->memory_kib * 1024;
+            s.unmanaged_why = why_unmanaged(*xml, *info, *policy);
+            // Marked, but the running QEMU still has the RAM it started with.
+            if (s.unmanaged_why.empty() && s.running && !info->discard.empty())
+                s.unmanaged_why = "its running QEMU discards its RAM on exit (" + info->discard +
+                                  "): shut it down and start it";
+            else if (s.unmanaged_why.empty() && s.running && !info->shared_file_ram)
+                s.unmanaged_why = "prepared: its RAM moves to a shared file at the next cold "
+                                  "start (shut it down and start it)";
         }
         if (s.shared_file_ram && backing) {
             s.backing_dir = *backing;

@@ -30,7 +30,7 @@ Result<Prepared> prepare_domain(const Connection& conn, std::string_view name) {
     bool live_shared = false;
     if (*running)
         if (auto info = inspect(*dom, Definition::live))
-            live_shared = info->shared_file_ram && info->managed;
+            live_shared = info->shared_file_ram && info->discard.empty();
     Prepared out{dom->name(), std::move(translated->changes), *running && !live_shared};
     if (out.changes.empty())
         return out;

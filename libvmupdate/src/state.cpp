@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <memory>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
 
@@ -81,6 +82,14 @@ Result<StateDir> StateDir::open(std::string path) {
         if (auto r = make_dir(path + sub, dir_mode, owner); !r)
             return std::unexpected(r.error());
     return StateDir(std::move(path));
+}
+
+bool StateDir::has_manifest(const std::string& path, std::string_view uuid) {
+    if (!check_uuid(uuid))
+        return false;
+    struct stat st {};
+    std::string file = path + "/manifests/" + std::string(uuid) + std::string(manifest_suffix);
+    return ::lstat(file.c_str(), &st) == 0;
 }
 
 Result<std::optional<Manifest>> StateDir::load(std::string_view uuid) const {

@@ -106,6 +106,7 @@ protected:
         paths.qemu_conf = tmp / "qemu.conf";
         paths.save_dir = tmp / "save";
         paths.hooks_dir = tmp / "hooks";
+        paths.config_file = tmp / "vmupdate.conf"; // none: the defaults, whatever /etc holds
         ASSERT_EQ(::mkdir(paths.save_dir.c_str(), 0700), 0);
         // The QEMU user is this test's own, so that the hook can hand it the
         // restore's socket directory without privileges.
@@ -217,6 +218,62 @@ TEST_F(Hook, LeavesUnmanagedDomainsAloneEvenWithAManifest) {
         expect_silent(run(op, subop, domain_xml(false, 8)), op + " " + subop);
     EXPECT_EQ(tree(tmp.path()), before);
     EXPECT_EQ(manifest(), m);
+}
+
+namespace {
+// What a management layer that regenerates definitions (Nova) hands libvirt:
+// shared file RAM, vmupdate's mark gone.
+std::string unmarked_file_backed(int id) {
+    std::string xml = domain_xml(true, id);
+    auto from = xml.find("  <metadata>");
+    auto to = xml.find("</metadata>\n") + std::string("</metadata>\n").size();
+    return xml.erase(from, to - from);
+}
+} // namespace
+
+TEST_F(Hook, ADomainVmupdateSavedStaysItsOwnWithoutTheMark) {
+    // Restoring it without the hook would feed QEMU an x-ignore-shared stream
+    // without the RAM, and libvirt would then delete the image.
+    save();
+    auto out = run("restore", "begin", unmarked_file_backed(-1));
+    EXPECT_EQ(out.exit_code, 0) << out.error;
+    EXPECT_TRUE(contains(out.output, "socket,id=vmupdate-qmp")) << out.output;
+    auto after = manifest();
+    ASSERT_TRUE(after);
+    EXPECT_EQ(after->state, SaveState::restoring);
+}
+
+TEST_F(Hook, FileBackedPolicyTakesUnmarkedDomainsAndMarkedLeavesThemAlone) {
+    std::string dir = make_ram_dir(7);
+    write_file(dir + "/pc.ram", std::string(4096, 'r'));
+    paths.config_file = tmp / "vmupdate.conf";
+    write_file(paths.config_file, "manage = marked\n");
+    Tree before = tree(tmp.path());
+    expect_silent(run("started", "begin", unmarked_file_backed(7)), "manage = marked");
+    EXPECT_EQ(tree(tmp.path()), before);
+    write_file(paths.config_file, "manage = file-backed\n");
+    auto out = run("started", "begin", unmarked_file_backed(7));
+    EXPECT_EQ(out.exit_code, 0);
+    ASSERT_TRUE(exists(preserved + "/pc.ram"));
+    EXPECT_EQ(stat_of(preserved + "/pc.ram").st_ino, stat_of(dir + "/pc.ram").st_ino);
+}
+
+TEST_F(Hook, ABrokenSettingsFileFallsBackToMarked) {
+    std::string dir = make_ram_dir(7);
+    write_file(dir + "/pc.ram", std::string(4096, 'r'));
+    paths.config_file = tmp / "vmupdate.conf";
+    write_file(paths.config_file, "manage = everything\n");
+    Tree before = tree(tmp.path());
+    expect_silent(run("started", "begin", unmarked_file_backed(7)), "broken settings");
+    EXPECT_EQ(tree(tmp.path()), before);
+    // A marked domain is still handled, and the hook says why it ignored the file.
+    auto out = run("started", "begin", domain_xml(true, 7));
+    EXPECT_EQ(out.exit_code, 0);
+    EXPECT_TRUE(exists(preserved + "/pc.ram"));
+    bool said = false;
+    for (const auto& l : out.log)
+        said = said || contains(l, "settings ignored");
+    EXPECT_TRUE(said);
 }
 
 TEST_F(Hook, IgnoresXmlItCannotRead) {

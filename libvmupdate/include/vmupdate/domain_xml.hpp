@@ -2,6 +2,7 @@
 // QEMU (a shared file mapping), and reading what vmupdate needs from one.
 #pragma once
 
+#include "vmupdate/config.hpp"
 #include "vmupdate/error.hpp"
 
 #include <cstdint>
@@ -35,7 +36,8 @@ struct DomainInfo {
     std::string uuid;           ///< empty when the definition has none
     std::string type;           ///< qemu, kvm, ...
     std::uint64_t memory_kib{}; ///< <memory>, or the sum of the NUMA cells
-    bool managed{};             ///< carries vmupdate's metadata element
+    bool managed{};             ///< vmupdate's: marked, or preservable as is under file-backed
+    bool marked{};              ///< carries vmupdate's metadata element
     bool shared_file_ram{};     ///< memoryBacking source file + shared access
     /// Why QEMU would punch the RAM out of its file on exit (<discard/>, a NUMA
     /// cell or memory device with discard='yes'); empty when nothing would.
@@ -45,8 +47,15 @@ struct DomainInfo {
     std::string machine; ///< <os><type machine=...>
 };
 
-/// Reads a domain definition (does not judge whether it is preservable).
-[[nodiscard]] Result<DomainInfo> inspect_domain(std::string_view xml, std::string_view source);
+/// Reads a domain definition. Under ManagePolicy::file_backed an unmarked domain
+/// counts as managed when translate_domain would change nothing but the mark.
+[[nodiscard]] Result<DomainInfo> inspect_domain(std::string_view xml, std::string_view source,
+                                                ManagePolicy policy = ManagePolicy::marked);
+
+/// Why vmupdate does not manage a domain under `policy`, and what would make it
+/// (empty when it does): for `vmupdate status`.
+[[nodiscard]] std::string why_unmanaged(std::string_view xml, const DomainInfo& info,
+                                        ManagePolicy policy);
 
 /// Adds a private QMP monitor on `socket_path` to a domain XML (through
 /// <qemu:commandline>), replacing an earlier one.

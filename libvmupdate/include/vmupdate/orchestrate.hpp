@@ -71,7 +71,8 @@ restore_domains(const Connection& conn, const Paths& paths, const std::vector<st
                 const EventWatch& events, unsigned parallel, bool undoing = false);
 
 /// Names of the running domains vmupdate manages (for `save --all`).
-[[nodiscard]] Result<std::vector<std::string>> running_managed_domains(const Connection& conn);
+[[nodiscard]] Result<std::vector<std::string>> running_managed_domains(const Connection& conn,
+                                                                       const Paths& paths);
 
 /// Names of the domains with a recorded vmupdate save (for `restore --all`).
 [[nodiscard]] Result<std::vector<std::string>> saved_domains(const Paths& paths);
@@ -86,6 +87,7 @@ struct DomainStatus {
     std::optional<std::uint64_t> image_bytes;  ///< managed-save image, when one exists
     std::optional<std::int64_t> last_pause_us; ///< last measured restore pause
     std::string last_error;                    ///< why the last restore failed
+    std::string unmanaged_why; ///< why vmupdate cannot keep it, and the remedy; empty if it can
 };
 
 /// The state of every domain on the connection.

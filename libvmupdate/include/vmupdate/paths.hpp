@@ -11,14 +11,15 @@ namespace vmupdate {
 /// The host paths vmupdate works with; defaults are those of a Debian system
 /// libvirtd. Tests and packaging may point them elsewhere.
 struct Paths {
-    std::string state_dir = "/var/lib/vmupdate";           ///< manifests, locks, pause records
-    std::string run_dir = "/run/vmupdate";                 ///< per-attempt QMP sockets
-    std::string log_file = "/var/log/vmupdate/hook.log";   ///< what the hook did
-    std::string qemu_conf = std::string(system_qemu_conf); ///< libvirt's QEMU driver config
-    std::string save_dir = "/var/lib/libvirt/qemu/save";   ///< libvirt's managed-save images
-    std::string hooks_dir = "/etc/libvirt/hooks/qemu.d";   ///< libvirt's qemu hook directory
-    std::string qemu_log_dir = "/var/log/libvirt/qemu";    ///< libvirt's per-domain QEMU logs
-    std::string qemu_pid_dir = "/run/libvirt/qemu";        ///< libvirt's <name>.pid of each QEMU
+    std::string state_dir = "/var/lib/vmupdate";             ///< manifests, locks, pause records
+    std::string run_dir = "/run/vmupdate";                   ///< per-attempt QMP sockets
+    std::string log_file = "/var/log/vmupdate/hook.log";     ///< what the hook did
+    std::string qemu_conf = std::string(system_qemu_conf);   ///< libvirt's QEMU driver config
+    std::string save_dir = "/var/lib/libvirt/qemu/save";     ///< libvirt's managed-save images
+    std::string hooks_dir = "/etc/libvirt/hooks/qemu.d";     ///< libvirt's qemu hook directory
+    std::string qemu_log_dir = "/var/log/libvirt/qemu";      ///< libvirt's per-domain QEMU logs
+    std::string qemu_pid_dir = "/run/libvirt/qemu";          ///< libvirt's <name>.pid of each QEMU
+    std::string config_file = "/etc/vmupdate/vmupdate.conf"; ///< vmupdate's settings (config.hpp)
 };
 
 /// libvirt's managed-save image of a domain: <save_dir>/<name>.save.

@@ -45,6 +45,9 @@ private:
 /// must be canonical (is_canonical_uuid), else Errc::invalid_input.
 class StateDir {
 public:
+    /// Whether a manifest is stored for `uuid` under `path`, without creating anything.
+    [[nodiscard]] static bool has_manifest(const std::string& path, std::string_view uuid);
+
     /// Opens `path`, creating it and its subdirectories with mode 0700, owned by
     /// the effective user; Errc::refused when one of them is a symbolic link.
     [[nodiscard]] static Result<StateDir> open(std::string path);
