@@ -577,6 +577,15 @@ Result<QemuUser> qemu_user(const std::string& qemu_conf) {
 
 HookOutcome run_hook(const Paths& paths, const HookCall& call, const std::string& helper) {
     Context c{paths, call, {}};
+    // The private monitor of a vmupdate restore cannot work on the destination
+    // host; it goes whether the domain is still vmupdate's or not (Nova rewrites
+    // the definition of the domains it migrates). Only vmupdate's own arguments go.
+    // XML it cannot read is not vmupdate's business: no log line.
+    if (call.op == "migrate" && call.subop == "begin") {
+        if (inspect_domain(call.xml, call.domain))
+            strip_monitor(c);
+        return c.out;
+    }
     // A broken settings file must not widen what the hook touches: marked only.
     auto config = load_config(paths.config_file);
     auto info =
@@ -614,8 +623,6 @@ HookOutcome run_hook(const Paths& paths, const HookCall& call, const std::string
         on_start(c, *info, *state);
     else if (call.op == "release" && call.subop == "end")
         on_release(c, *info, *state);
-    else if (call.op == "migrate" && call.subop == "begin")
-        strip_monitor(c);
     return c.out;
 }
 

@@ -269,7 +269,9 @@ Result<void> kexec_into_new_kernel(const Connection& conn, const Paths& paths,
     auto ok = interrupt_requested()
                   ? Result<void>(fail(Errc::refused, "host-update", "interrupted", "no kexec"))
                   : kexec_exec();
-    // Still here: the kexec failed. Bring the VMs back.
+    // Still here: the kexec failed or was called off. Bring the VMs back, and leave
+    // no kernel loaded that a later reboot or `systemctl kexec` would run unasked.
+    (void)kexec_unload();
     ::unlink(host_update_mark(paths).c_str());
     std::vector<std::string> names;
     for (const auto& r : saved.saved)

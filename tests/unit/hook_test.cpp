@@ -579,6 +579,18 @@ TEST_F(Hook, MigrateStripsThePrivateMonitor) {
     EXPECT_EQ(out.output, "");
 }
 
+TEST_F(Hook, MigrateStripsThePrivateMonitorOfADomainNoLongerMarked) {
+    // Nova rewrote the definition of a domain vmupdate restored: no mark, and
+    // <discard/> back. The monitor would make QEMU fail on the destination.
+    std::string xml = domain_xml(false);
+    auto with = add_private_monitor(xml, tmp / "run/qmp/0011223344556677/qmp.sock");
+    ASSERT_TRUE(with) << with.error().message();
+    auto out = run("migrate", "begin", *with);
+    EXPECT_EQ(out.exit_code, 0);
+    EXPECT_EQ(out.output, stripped_of_monitor(*with));
+    EXPECT_FALSE(contains(out.output, "vmupdate-qmp")) << out.output;
+}
+
 namespace {
 
 class QemuUserTest : public ::testing::Test {

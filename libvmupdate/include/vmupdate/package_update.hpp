@@ -1,0 +1,63 @@
+// `vmupdate host-update --packages`: a QEMU/libvirt update in one command. The
+// packages are resolved and downloaded first, with nothing paused; then every
+// managed VM is saved, the packages are installed, libvirtd restarts when libvirt
+// itself changed, and every VM is restored, on the new binaries.
+#pragma once
+
+#include "vmupdate/error.hpp"
+#include "vmupdate/libvirt.hpp"
+#include "vmupdate/orchestrate.hpp"
+#include "vmupdate/paths.hpp"
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace vmupdate {
+
+/// One package the install changes.
+struct PackageChange {
+    std::string name;
+    std::string from; ///< installed version; empty when newly installed
+    std::string to;
+};
+
+/// What the update will do, found without pausing anything.
+struct PackageUpdatePlan {
+    std::vector<std::string> packages; ///< for apt-get: names, or absolute paths of .deb files
+    std::vector<PackageChange> changes;
+    bool libvirt_changes{};             ///< a libvirt package changes: libvirtd must restart
+    std::string libvirt_unit;           ///< the systemd unit restarted then (libvirtd or virtqemud)
+    std::vector<std::string> domains;   ///< running managed domains, saved around the install
+    std::vector<std::string> offenders; ///< reasons it must not go ahead
+    std::vector<std::string> warnings;
+};
+
+/// The package changes listed by `apt-get install --simulate` ("Inst NAME [OLD] (NEW ...)").
+[[nodiscard]] std::vector<PackageChange> parse_apt_simulation(std::string_view out);
+
+/// Whether a package belongs to libvirt's daemon or library (a change needs a restart).
+[[nodiscard]] bool is_libvirt_package(std::string_view name);
+
+/// Resolves and downloads the packages (apt-get --simulate, --download-only) and
+/// checks every running domain; changes nothing but apt's package cache.
+[[nodiscard]] Result<PackageUpdatePlan>
+plan_package_update(const Connection& conn, const Paths& paths, std::vector<std::string> packages);
+
+/// What the update did, phase by phase.
+struct PackageUpdateReport {
+    std::vector<SaveReport> saved;
+    std::vector<Result<RestoreReport>> restored;
+    double save_seconds{}, install_seconds{}, restart_seconds{}, restore_seconds{};
+    std::string install_error; ///< why the install failed (the VMs were restored anyway)
+};
+
+/// Saves the planned domains, installs, restarts libvirtd if libvirt changed and
+/// restores every saved domain, also when the install failed. Fails only when the
+/// saves did (those saved are restored and nothing is installed).
+[[nodiscard]] Result<PackageUpdateReport> run_package_update(const std::string& uri,
+                                                             const Paths& paths,
+                                                             const PackageUpdatePlan& plan,
+                                                             unsigned parallel);
+
+} // namespace vmupdate

@@ -1,0 +1,268 @@
+#include "vmupdate/package_update.hpp"
+
+#include "domain_info.hpp"
+#include "process.hpp"
+#include "vmupdate/hook.hpp"
+#include "vmupdate/interrupt.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+#include <unistd.h>
+
+namespace vmupdate {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+double since(Clock::time_point t0) {
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// apt-get never asks; a changed configuration file keeps the operator's version.
+std::vector<std::string> apt(std::vector<std::string> args) {
+    std::vector<std::string> argv{"env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-o",
+                                  "Dpkg::Options::=--force-confold"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+}
+
+bool has_systemd() {
+    return ::access("/run/systemd/system", F_OK) == 0;
+}
+
+// The libvirt daemon unit that runs: monolithic libvirtd or modular virtqemud.
+std::string active_libvirt_unit() {
+    for (const char* unit : {"libvirtd.service", "virtqemud.service"})
+        if (auto r = run_process({"systemctl", "is-active", "--quiet", unit}, 10s);
+            r && r->exit_code == 0)
+            return unit;
+    return {};
+}
+
+// libvirtd accepts connections again after a restart.
+Result<Connection> reconnect(const std::string& uri) {
+    auto deadline = Clock::now() + 60s;
+    for (;;) {
+        auto conn = Connection::open(uri);
+        if (conn || Clock::now() > deadline)
+            return conn;
+        std::this_thread::sleep_for(200ms);
+    }
+}
+
+} // namespace
+
+std::vector<PackageChange> parse_apt_simulation(std::string_view out) {
+    std::vector<PackageChange> changes;
+    while (!out.empty()) {
+        auto end = out.find('\n');
+        std::string_view line = out.substr(0, end);
+        out = end == std::string_view::npos ? std::string_view{} : out.substr(end + 1);
+        // "Inst qemu-system-x86 [1:10.0.2+ds-2] (1:10.0.2+ds-3 Debian:12/stable [amd64])"
+        if (!line.starts_with("Inst "))
+            continue;
+        line.remove_prefix(5);
+        PackageChange c;
+        auto sp = line.find(' ');
+        c.name = std::string(line.substr(0, sp));
+        line = sp == std::string_view::npos ? std::string_view{} : line.substr(sp + 1);
+        if (line.starts_with("[")) {
+            auto close = line.find(']');
+            if (close == std::string_view::npos)
+                continue;
+            c.from = std::string(line.substr(1, close - 1));
+            line = line.substr(std::min(close + 2, line.size()));
+        }
+        if (line.starts_with("(")) {
+            auto stop = line.find_first_of(" )", 1);
+            c.to = std::string(line.substr(1, stop == std::string_view::npos ? 0 : stop - 1));
+        }
+        if (!c.name.empty() && !c.to.empty())
+            changes.push_back(std::move(c));
+    }
+    return changes;
+}
+
+bool is_libvirt_package(std::string_view name) {
+    if (auto colon = name.find(':'); colon != std::string_view::npos)
+        name = name.substr(0, colon); // the architecture qualifier
+    return name.starts_with("libvirt-daemon") || name == "libvirt0" || name == "libvirt-l10n" ||
+           name == "libvirt-clients";
+}
+
+Result<PackageUpdatePlan> plan_package_update(const Connection& conn, const Paths& paths,
+                                              std::vector<std::string> packages) {
+    PackageUpdatePlan plan;
+    if (packages.empty())
+        return fail(Errc::invalid_input, "host-update", "no packages given", "");
+    for (auto& p : packages) {
+        // apt-get takes a .deb file only as a path; a relative one is made absolute.
+        if (p.ends_with(".deb") && !p.starts_with("/")) {
+            char cwd[4096];
+            if (::getcwd(cwd, sizeof cwd) == nullptr)
+                return fail_errno(errno, p, "cannot resolve the package file");
+            p = std::string(cwd) + "/" + p;
+        }
+        if (p.ends_with(".deb") && ::access(p.c_str(), R_OK) != 0)
+            plan.offenders.push_back("cannot read the package file " + p);
+    }
+    plan.packages = std::move(packages);
+    if (::geteuid() != 0)
+        plan.offenders.emplace_back("host-update must run as root (it installs packages)");
+    if (!plan.offenders.empty())
+        return plan;
+
+    std::vector<std::string> args{"install", "--simulate", "-y"};
+    args.insert(args.end(), plan.packages.begin(), plan.packages.end());
+    auto sim = run_process(apt(args), 5min);
+    if (!sim)
+        return std::unexpected(sim.error());
+    if (sim->exit_code != 0) {
+        plan.offenders.push_back("apt-get cannot install " + [&] {
+            std::string all;
+            for (const auto& p : plan.packages)
+                all += (all.empty() ? "" : " ") + p;
+            return all;
+        }() + ": " + sim->err);
+        return plan;
+    }
+    plan.changes = parse_apt_simulation(sim->out);
+    plan.libvirt_changes = std::any_of(plan.changes.begin(), plan.changes.end(),
+                                       [](const auto& c) { return is_libvirt_package(c.name); });
+    if (plan.libvirt_changes) {
+        if (!has_systemd())
+            plan.offenders.emplace_back(
+                "a libvirt package changes, and libvirtd would have to restart, but this host "
+                "does not run systemd: restart it yourself (vmupdate save --all; install; restart "
+                "libvirtd; vmupdate restore --all)");
+        else if (plan.libvirt_unit = active_libvirt_unit(); plan.libvirt_unit.empty())
+            plan.offenders.emplace_back(
+                "a libvirt package changes, but neither libvirtd.service nor virtqemud.service "
+                "is active");
+    }
+
+    auto policy = manage_policy(paths);
+    if (!policy)
+        return std::unexpected(policy.error());
+    auto doms = conn.domains();
+    if (!doms)
+        return std::unexpected(doms.error());
+    for (const auto& d : *doms) {
+        auto active = d.is_active();
+        if (!active) {
+            plan.offenders.push_back(d.name() + ": " + active.error().message());
+            continue;
+        }
+        if (!*active)
+            continue;
+        auto info = inspect(d, Definition::live, *policy);
+        if (!info) {
+            plan.offenders.push_back(d.name() + ": " + info.error().message());
+            continue;
+        }
+        // An update of QEMU's files does not stop a running QEMU: an unmanaged
+        // domain just keeps the binary it started with.
+        if (!info->managed || !info->shared_file_ram || !info->discard.empty()) {
+            plan.warnings.push_back(d.name() +
+                                    ": not preservable, not saved: it keeps running on the QEMU "
+                                    "it started with until its next cold start");
+            continue;
+        }
+        plan.domains.push_back(d.name());
+    }
+    if (!plan.domains.empty())
+        if (auto ok = check_hook_runs(paths); !ok)
+            plan.offenders.push_back(ok.error().message());
+    if (!plan.offenders.empty() || plan.changes.empty())
+        return plan;
+
+    // Downloaded now, so that the guests do not wait for the network.
+    args[1] = "--download-only";
+    auto dl = run_process(apt(args), 30min);
+    if (!dl)
+        return std::unexpected(dl.error());
+    if (dl->exit_code != 0)
+        plan.offenders.push_back("apt-get cannot download the packages: " + dl->err);
+    return plan;
+}
+
+Result<PackageUpdateReport> run_package_update(const std::string& uri, const Paths& paths,
+                                               const PackageUpdatePlan& plan, unsigned parallel) {
+    PackageUpdateReport report;
+    auto conn = Connection::open(uri);
+    if (!conn)
+        return std::unexpected(conn.error());
+    auto events = EventWatch::start(*conn);
+    if (!events)
+        return std::unexpected(events.error());
+
+    auto t0 = Clock::now();
+    std::vector<std::string> saved;
+    std::optional<Error> first_error;
+    for (auto& r : save_domains(*conn, paths, plan.domains, *events, parallel)) {
+        if (r) {
+            saved.push_back(r->name);
+            report.saved.push_back(std::move(*r));
+        } else if (!first_error) {
+            first_error = r.error();
+        }
+    }
+    report.save_seconds = since(t0);
+    auto restore_all = [&](const Connection& c, const EventWatch& w) {
+        auto t = Clock::now();
+        report.restored = restore_domains(c, paths, saved, w, parallel, true);
+        report.restore_seconds = since(t);
+    };
+    if (first_error || interrupt_requested()) {
+        restore_all(*conn, *events);
+        Error e =
+            first_error ? *first_error : Error{Errc::refused, "host-update", "interrupted", ""};
+        e.cause += (e.cause.empty() ? "" : "; ") + std::string("nothing installed; ") +
+                   std::to_string(std::count_if(report.restored.begin(), report.restored.end(),
+                                                [](const auto& r) { return r.has_value(); })) +
+                   " of " + std::to_string(saved.size()) + " saved domains restored";
+        return std::unexpected(e);
+    }
+
+    // In a session of its own: a Ctrl-C meant for vmupdate must not cut dpkg off
+    // half way (vmupdate itself finishes the update, restores included).
+    auto t1 = Clock::now();
+    std::vector<std::string> args{"install", "-y", "--no-download"};
+    args.insert(args.end(), plan.packages.begin(), plan.packages.end());
+    auto argv = apt(args);
+    argv.insert(argv.begin(), {"setsid", "--wait"});
+    auto installed = run_process(argv, 30min);
+    report.install_seconds = since(t1);
+    if (!installed)
+        report.install_error = installed.error().message();
+    else if (installed->exit_code != 0)
+        report.install_error =
+            "apt-get exited with " + std::to_string(installed->exit_code) + ": " + installed->err;
+
+    // A restarted libvirtd drops this connection; the restores use a new one.
+    if (plan.libvirt_changes && report.install_error.empty()) {
+        auto t2 = Clock::now();
+        auto restarted = run_process({"systemctl", "restart", plan.libvirt_unit}, 5min);
+        auto fresh = reconnect(uri);
+        report.restart_seconds = since(t2);
+        if (!restarted || restarted->exit_code != 0 || !fresh) {
+            Error e = !fresh ? fresh.error()
+                             : Error{Errc::system, plan.libvirt_unit, "cannot restart",
+                                     restarted ? restarted->err : restarted.error().message()};
+            e.cause += "; the packages are installed and the domains stay saved: start libvirt "
+                       "and run 'vmupdate restore --all'";
+            return std::unexpected(e);
+        }
+        auto watch = EventWatch::start(*fresh);
+        if (!watch)
+            return std::unexpected(watch.error());
+        restore_all(*fresh, *watch);
+        return report;
+    }
+    restore_all(*conn, *events);
+    return report;
+}
+
+} // namespace vmupdate
