@@ -1,5 +1,7 @@
 // vmupdate: the command-line tool. Parses arguments, calls libvmupdate, prints
 // results and errors, sets the exit code (0 ok, 1 failed, 2 refused/invalid).
+#include "help.hpp"
+#include "hook_path.hpp"
 #include "pool_cmd.hpp"
 #include "vmupdate/domain_xml.hpp"
 #include "vmupdate/error.hpp"
@@ -17,11 +19,13 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <iterator>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <unistd.h>
@@ -30,44 +34,6 @@
 namespace {
 
 using namespace vmupdate;
-
-constexpr const char* usage_text = R"(usage: vmupdate [-c URI] COMMAND [ARGS...]
-
-Keeps libvirt/QEMU virtual machines running across a host update by keeping
-their RAM in a file and saving only their device state.
-
-Commands:
-  translate [FILE|-]     print the preservable version of a domain XML
-  prepare DOMAIN...      make domains' persistent definitions preservable
-  save [--parallel N] DOMAIN...|--all
-                         save device state only, keeping RAM in its file
-  restore [--verbose] [--parallel N] DOMAIN...|--all
-                         restore domains vmupdate saved, from their kept RAM;
-                         --verbose shows where the guest's pause went
-  discard DOMAIN...      drop a stopped domain's vmupdate save (its kept RAM and
-                         its image), so that 'virsh start' boots it afresh
-  status [--json]        show every domain: managed, RAM, saved, last pause
-  host-update --kernel K [--initrd I] (--append ARGS | --reuse-cmdline)
-              [--dry-run] [--yes] [--parallel N]
-                         save every VM and kexec into kernel K; the VMs are
-                         restored at boot by vmupdate-restore.service
-  pool list [--json]     pmem regions, namespaces, mounts and DAX state
-  pool create --size SIZE [--region R] [--mount DIR] [--fs ext4|xfs] [--configure-libvirt]
-                         make a DAX file system on pmem for guest RAM
-  hook install [--hook PATH] | hook uninstall
-                         link the libvirt hook into /etc/libvirt/hooks/qemu.d
-
-Several domains are handled --parallel N at a time (default 4). Domain names
-that start with '-' go after "--" (vmupdate save -- -web1).
-
-Options:
-  -c, --connect URI      libvirt connection URI (default: libvirt's default,
-                         qemu:///system for root)
-  -h, --help             show this help
-  -V, --version          show the version
-
-Exit status: 0 done, 1 failed, 2 refused or invalid input (nothing changed).
-)";
 
 struct Args {
     std::string uri;
@@ -80,14 +46,25 @@ int report(const Error& e) {
     return exit_code(e);
 }
 
-int usage_error(const std::string& what) {
-    std::cerr << "vmupdate: " << what << "\nTry 'vmupdate --help'.\n";
+// Invalid arguments: says what, and where the help is (exit 2).
+int usage_error(const std::string& what, const std::string& command = {}) {
+    std::cerr << "vmupdate: " << what << "\nTry 'vmupdate " << command
+              << (command.empty() ? "" : " ") << "--help'.\n";
     return 2;
 }
 
-int cmd_translate(const Args& args) {
+int cmd_translate(Args args) {
+    // A FILE that starts with '-' comes after "--" ("-" alone is standard input).
+    if (auto dashes = std::find(args.rest.begin(), args.rest.end(), "--");
+        dashes != args.rest.end())
+        args.rest.erase(dashes);
+    else if (auto opt =
+                 std::find_if(args.rest.begin(), args.rest.end(),
+                              [](const std::string& a) { return a.starts_with("-") && a != "-"; });
+             opt != args.rest.end())
+        return usage_error("translate: unknown option " + *opt, "translate");
     if (args.rest.size() > 1)
-        return usage_error("translate takes at most one FILE");
+        return usage_error("translate takes at most one FILE", "translate");
     std::string source = args.rest.empty() ? "-" : args.rest[0];
     std::string text;
     if (source == "-") {
@@ -118,9 +95,9 @@ int cmd_prepare(Args args) {
     else if (auto opt = std::find_if(args.rest.begin(), args.rest.end(),
                                      [](const std::string& a) { return a.starts_with("-"); });
              opt != args.rest.end())
-        return usage_error("prepare: unknown option " + *opt);
+        return usage_error("prepare: unknown option " + *opt, "prepare");
     if (args.rest.empty())
-        return usage_error("prepare needs at least one DOMAIN");
+        return usage_error("prepare needs at least one DOMAIN", "prepare");
     auto conn = Connection::open(args.uri);
     if (!conn)
         return report(conn.error());
@@ -231,7 +208,7 @@ int cmd_save(Args args, const Paths& paths) {
     auto session = open_session(args);
     if (!session)
         return report(session.error());
-    auto names = targets(args, [&] { return running_managed_domains(session->conn); });
+    auto names = targets(args, [&] { return running_managed_domains(session->conn, paths); });
     if (!names)
         return report(names.error());
     int rc = 0;
@@ -266,8 +243,8 @@ int cmd_restore(Args args, const Paths& paths) {
     auto session = open_session(args);
     if (!session)
         return report(session.error());
-    bool all = std::find(args.rest.begin(), std::find(args.rest.begin(), args.rest.end(), "--"),
-                         "--all") != args.rest.end();
+    auto dashes = std::find(args.rest.begin(), args.rest.end(), "--");
+    bool all = std::find(args.rest.begin(), dashes, "--all") != dashes;
     auto names = targets(args, [&] { return saved_domains(paths); });
     if (!names)
         return report(names.error());
@@ -312,7 +289,7 @@ int cmd_discard(const Args& args, const Paths& paths) {
     if (!names)
         return report(names.error());
     if (names->empty())
-        return usage_error("discard needs at least one DOMAIN (there is no --all)");
+        return usage_error("discard needs at least one DOMAIN (there is no --all)", "discard");
     auto conn = Connection::open(args.uri);
     if (!conn)
         return report(conn.error());
@@ -334,7 +311,7 @@ int cmd_status(const Args& args, const Paths& paths) {
         if (a == "--json")
             json = true;
         else
-            return usage_error("status takes only --json");
+            return usage_error("status takes only --json", "status");
     }
     auto conn = Connection::open(args.uri);
     if (!conn)
@@ -420,12 +397,13 @@ int cmd_host_update(Args args, const Paths& paths) {
         else if (a == "--yes")
             yes = true;
         else
-            return usage_error("host-update: unknown or incomplete argument " + a);
+            return usage_error("host-update: unknown or incomplete argument " + a, "host-update");
     }
     if (kexec.kernel.empty())
-        return usage_error("host-update needs --kernel");
+        return usage_error("host-update needs --kernel", "host-update");
     if (append == reuse)
-        return usage_error("host-update needs either --append ARGS or --reuse-cmdline");
+        return usage_error("host-update needs either --append ARGS or --reuse-cmdline",
+                           "host-update");
     if (reuse) {
         auto c = current_cmdline();
         if (!c)
@@ -464,8 +442,8 @@ int cmd_host_update(Args args, const Paths& paths) {
     if (!yes) {
         if (!isatty(STDIN_FILENO)) {
             (void)kexec_unload();
-            return usage_error(
-                "host-update: confirm with --yes (standard input is not a terminal)");
+            return usage_error("host-update: confirm with --yes (standard input is not a terminal)",
+                               "host-update");
         }
         std::cout << "Continue? [y/N] " << std::flush;
         std::string answer;
@@ -488,47 +466,77 @@ int cmd_host_update(Args args, const Paths& paths) {
     return report(ok.error());
 }
 
+// The hook next to this binary (relocatable installs, build trees), else the
+// configured one; see hook_path.hpp.
 std::string default_hook_path() {
-    std::string installed = std::string(VMUPDATE_LIBEXECDIR) + "/vmupdate-hook";
-    if (access(installed.c_str(), X_OK) == 0)
-        return installed;
-    // Run from a build tree: the hook is built next to the CLI.
-    char buf[4096];
-    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-    if (n > 0) {
-        std::string self(buf, static_cast<size_t>(n));
-        std::string sibling = self.substr(0, self.rfind('/')) + "/../hooks/vmupdate-hook";
-        if (access(sibling.c_str(), X_OK) == 0)
-            return sibling;
+    return cli::find_hook(
+        cli::hook_candidates(cli::self_exe(), VMUPDATE_BIN_TO_LIBEXEC, VMUPDATE_LIBEXECDIR));
+}
+
+int cmd_hook_install(const Args& args, const Paths& paths) {
+    std::string hook;
+    bool dry_run = false;
+    for (size_t i = 1; i < args.rest.size(); ++i) {
+        const std::string& a = args.rest[i];
+        if (a == "--hook" && i + 1 < args.rest.size())
+            hook = args.rest[++i];
+        else if (a.starts_with("--hook="))
+            hook = a.substr(7);
+        else if (a == "--dry-run")
+            dry_run = true;
+        else
+            return usage_error("hook install: unknown or incomplete argument " + a, "hook install");
     }
-    return installed;
+    if (hook.empty())
+        hook = default_hook_path();
+    if (dry_run) {
+        // What install_hook would check and link; nothing is touched.
+        if (access(hook.c_str(), X_OK) != 0)
+            return report(fail_errno(errno, hook, "cannot install the hook").error());
+        std::cout << "would link " << cli::hook_link_path(paths) << " -> "
+                  << std::filesystem::absolute(hook).lexically_normal().string() << '\n';
+        return 0;
+    }
+    auto r = install_hook(paths, hook);
+    if (!r)
+        return report(r.error());
+    std::cout << "installed " << *r << " -> " << hook
+              << "\nrestart libvirtd (systemctl restart libvirtd): it only runs hooks that "
+                 "existed when it started\n";
+    return 0;
 }
 
 int cmd_hook(const Args& args, const Paths& paths) {
     if (args.rest.empty())
-        return usage_error("hook needs install or uninstall");
-    if (args.rest[0] == "install") {
-        std::string hook = default_hook_path();
-        if (args.rest.size() == 3 && args.rest[1] == "--hook")
-            hook = args.rest[2];
-        else if (args.rest.size() != 1)
-            return usage_error("usage: vmupdate hook install [--hook PATH]");
-        auto r = install_hook(paths, hook);
-        if (!r)
-            return report(r.error());
-        std::cout << "installed " << *r << " -> " << hook
-                  << "\nrestart libvirtd (systemctl restart libvirtd): it only runs hooks that "
-                     "existed when it started\n";
-        return 0;
-    }
-    if (args.rest[0] == "uninstall" && args.rest.size() == 1) {
+        return usage_error("hook needs install or uninstall", "hook");
+    if (args.rest[0] == "install")
+        return cmd_hook_install(args, paths);
+    if (args.rest[0] == "uninstall") {
+        if (args.rest.size() != 1)
+            return usage_error("hook uninstall takes no arguments", "hook uninstall");
         auto r = uninstall_hook(paths);
         if (!r)
             return report(r.error());
         std::cout << "removed " << *r << "\nrestart libvirtd for it to stop running the hook\n";
         return 0;
     }
-    return usage_error("hook needs install or uninstall");
+    return usage_error("hook needs install or uninstall", "hook");
+}
+
+// `vmupdate help [COMMAND]`.
+int cmd_help(const Args& args) {
+    if (args.rest.empty()) {
+        std::cout << cli::overview();
+        return 0;
+    }
+    std::string name;
+    for (const auto& a : args.rest)
+        name += (name.empty() ? "" : " ") + a;
+    const cli::CommandHelp* command = cli::find_command(name);
+    if (!command)
+        return usage_error("help: unknown command '" + name + "'");
+    std::cout << cli::command_help(*command);
+    return 0;
 }
 
 // SIGINT (Ctrl-C), SIGTERM and SIGHUP (a dropped SSH session) would kill vmupdate
@@ -554,15 +562,14 @@ void handle_interrupts() {
     signal(SIGPIPE, SIG_IGN);
 }
 
-} // namespace
-
-int main(int argc, char** argv) {
-    Args args;
+// The global options before COMMAND, into `args`; returns the exit code when
+// there is nothing more to do (--help, --version, an error).
+std::optional<int> parse_global(int argc, char** argv, Args& args) {
     int i = 1;
     for (; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "-h" || a == "--help") {
-            std::cout << usage_text;
+            std::cout << cli::overview();
             return 0;
         }
         if (a == "-V" || a == "--version") {
@@ -588,7 +595,17 @@ int main(int argc, char** argv) {
     args.command = argv[i++];
     for (; i < argc; ++i)
         args.rest.emplace_back(argv[i]);
+    return std::nullopt;
+}
 
+int run_command(const Args& args) {
+    // `COMMAND --help` anywhere among the command's options, never after "--".
+    if (const auto* help = cli::help_request(args.command, args.rest)) {
+        std::cout << cli::command_help(*help);
+        return 0;
+    }
+    if (args.command == "help")
+        return cmd_help(args);
     if (args.command == "translate")
         return cmd_translate(args);
     if (args.command == "prepare")
@@ -609,9 +626,14 @@ int main(int argc, char** argv) {
         return cmd_hook(args, paths);
     if (args.command == "host-update")
         return cmd_host_update(args, paths);
-    if (args.command == "help") {
-        std::cout << usage_text;
-        return 0;
-    }
     return usage_error("unknown command '" + args.command + "'");
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    Args args;
+    if (auto done = parse_global(argc, argv, args))
+        return *done;
+    return run_command(args);
 }

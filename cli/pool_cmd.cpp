@@ -1,5 +1,6 @@
 #include "pool_cmd.hpp"
 
+#include "help.hpp"
 #include "vmupdate/error.hpp"
 #include "vmupdate/host.hpp"
 #include "vmupdate/pool.hpp"
@@ -12,25 +13,15 @@
 namespace vmupdate::cli {
 namespace {
 
-constexpr const char* pool_usage_text = R"(usage: vmupdate pool list [--json]
-       vmupdate pool create --size SIZE [--region REGION] [--mount DIR]
-                            [--fs ext4|xfs] [--configure-libvirt]
-
-list    the pmem regions, their namespaces and where those are mounted
-create  make a DAX file system for guest RAM: an fsdax namespace of SIZE
-        (e.g. 4G, 512M) in a labelled region, or the whole namespace of a
-        label-less (legacy, memmap=) region; mounted with -o dax on DIR
-        (default /var/lib/vmupdate-pool) with the RAM directory DIR/ram.
-        --configure-libvirt sets memory_backing_dir in /etc/libvirt/qemu.conf.
-)";
-
 int report(const Error& e) {
     std::cerr << "vmupdate: " << e.message() << '\n';
     return exit_code(e);
 }
 
-int usage_error(const std::string& what) {
-    std::cerr << "vmupdate: pool: " << what << "\nTry 'vmupdate pool --help'.\n";
+// Invalid arguments (exit 2); `sub` is the subcommand whose help to point at.
+int usage_error(const std::string& what, const std::string& sub = {}) {
+    std::cerr << "vmupdate: pool: " << what << "\nTry 'vmupdate pool " << sub
+              << (sub.empty() ? "" : " ") << "--help'.\n";
     return 2;
 }
 
@@ -67,7 +58,7 @@ int pool_list(const std::vector<std::string>& args) {
         if (args[i] == "--json")
             json = true;
         else
-            return usage_error("list: unknown argument " + args[i]);
+            return usage_error("list: unknown argument " + args[i], "list");
     }
     auto regions = list_pmem();
     if (!regions)
@@ -127,21 +118,21 @@ int pool_create(const std::vector<std::string>& args) {
         if (name == "--size") {
             auto v = value();
             if (!v)
-                return usage_error("--size needs a SIZE");
+                return usage_error("--size needs a SIZE", "create");
             auto s = parse_size(*v);
             if (!s)
                 return report(s.error());
             if (*s == 0)
-                return usage_error("--size must be more than 0");
+                return usage_error("--size must be more than 0", "create");
             size = *s;
         } else if (name == "--region") {
             region = value();
             if (!region || region->empty())
-                return usage_error("--region needs a REGION");
+                return usage_error("--region needs a REGION", "create");
         } else if (name == "--mount") {
             auto v = value();
             if (!v || v->empty())
-                return usage_error("--mount needs a DIR");
+                return usage_error("--mount needs a DIR", "create");
             mount_point = *v;
         } else if (name == "--fs") {
             auto v = value();
@@ -150,11 +141,11 @@ int pool_create(const std::vector<std::string>& args) {
             else if (v == "xfs")
                 fs = FsType::xfs;
             else
-                return usage_error("--fs needs ext4 or xfs");
+                return usage_error("--fs needs ext4 or xfs", "create");
         } else if (a == "--configure-libvirt") {
             configure = true;
         } else {
-            return usage_error("create: unknown argument " + a);
+            return usage_error("create: unknown argument " + a, "create");
         }
     }
     // A label-less region is used whole, so only a labelled one needs --size;
@@ -189,8 +180,9 @@ int pool_create(const std::vector<std::string>& args) {
 int cmd_pool(const std::vector<std::string>& args) {
     if (args.empty())
         return usage_error("needs list or create");
-    if (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-        std::cout << pool_usage_text;
+    // `pool --help` is answered before (help_request); `pool help` as well here.
+    if (args[0] == "help") {
+        std::cout << command_help(*find_command("pool"));
         return 0;
     }
     if (args[0] == "list")

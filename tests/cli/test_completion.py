@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""packaging/bash-completion/vmupdate: sourced in bash, its function completes
+the commands, every command's options (as the help table lists them), the
+subcommands of pool and hook, and domain names from virsh (a fake one on PATH,
+which records the -c URI it was given).
+
+usage: test_completion.py VMUPDATE COMPLETION"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from clitest import Checker, commands, groups, options
+
+cli, script = sys.argv[1], sys.argv[2]
+c = Checker()
+tmp = tempfile.mkdtemp(prefix="vmupdate-completion-")
+try:
+    # A virsh that knows three domains and records how it was called.
+    fake_virsh = os.path.join(tmp, "virsh")
+    with open(fake_virsh, "w") as f:
+        f.write('#!/bin/sh\necho "$@" >> "%s/virsh.args"\nprintf "web1\\nweb2\\ndb1\\n\\n"\n' % tmp)
+    # A vmupdate whose status says only db1 has a save.
+    fake_cli = os.path.join(tmp, "vmupdate")
+    with open(fake_cli, "w") as f:
+        f.write("#!/bin/sh\necho \"$@\" >> \"%s/vmupdate.args\"\ncat <<'J'\n" % tmp +
+                '[\n  {\n    "name": "web1",\n    "save_state": "",\n    "saved": false,\n'
+                '    "uuid": "u1"\n  },\n  {\n    "name": "db1",\n    "save_state": "saved",\n'
+                '    "saved": true,\n    "uuid": "u2"\n  }\n]\nJ\n')
+    os.chmod(fake_virsh, 0o755)
+    os.chmod(fake_cli, 0o755)
+    env = dict(os.environ, PATH=tmp + ":" + os.environ.get("PATH", "/usr/bin:/bin"))
+
+    def complete(*words, command="vmupdate"):
+        """The candidates for the last word of `command words...`."""
+        prog = ('source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); '
+                'COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}; _vmupdate; '
+                'printf "%s\\n" "${COMPREPLY[@]}"')
+        out = subprocess.run(["bash", "--norc", "--noprofile", "-c", prog, "bash", script,
+                              command, *words], capture_output=True, text=True, env=env,
+                             timeout=30)
+        c.check(out.returncode == 0 and out.stderr == "",
+                "completing %s: exit %d, %s" % (words, out.returncode, out.stderr))
+        return sorted(w for w in out.stdout.split("\n") if w)
+
+    def expect(got, want, what):
+        c.check(got == sorted(want), "%s: got %s, want %s" % (what, got, sorted(want)))
+
+    names = commands(cli)
+    top = list(dict.fromkeys(n.split()[0] for n in names))
+    expect(complete(""), top, "commands")
+    expect(complete("s"), [n for n in top if n.startswith("s")], "commands starting with s")
+    expect(complete("-"), options(cli, ""), "global options")
+    # Every command's options: those of its help.
+    for name in names:
+        expect(complete(*name.split(), "-"), options(cli, name), "options of " + name)
+    expect(complete("save", "--p"), ["--parallel"], "save --p")
+    for group in groups(names):
+        subs = [n.split()[1] for n in names if n.startswith(group + " ")]
+        expect([w for w in complete(group, "") if not w.startswith("-")], subs,
+               "subcommands of " + group)
+    expect(complete("pool", "create", "--fs", ""), ["ext4", "xfs"], "pool create --fs")
+    expect(complete("help", "pool", ""), ["create", "list"], "help pool")
+
+    # Domain names, from virsh at the URI given before the command.
+    expect(complete("save", ""), ["web1", "web2", "db1"], "save: domains")
+    expect(complete("save", "w"), ["web1", "web2"], "save w: domains")
+    expect(complete("prepare", "web1", "d"), ["db1"], "prepare web1 d: domains")
+    expect(complete("save", "--", ""), ["web1", "web2", "db1"], "save --: domains")
+    open(os.path.join(tmp, "virsh.args"), "w").close()
+    # bash splits qemu:///system at ':' (COMP_WORDBREAKS).
+    expect(complete("-c", "qemu", ":", "///system", "save", "web"), ["web1", "web2"],
+           "save with -c")
+    complete("--connect", "=", "test", ":", "///default", "save", "")
+    with open(os.path.join(tmp, "virsh.args")) as f:
+        calls = f.read().split("\n")
+    c.check(calls[0].split() == ["-q", "-c", "qemu:///system", "list", "--all", "--name"],
+            "virsh called with -c qemu:///system: %r" % calls[0])
+    c.check(calls[1].split() == ["-q", "-c", "test:///default", "list", "--all", "--name"],
+            "virsh called with --connect=: %r" % calls[1])
+    # restore and discard: the domains vmupdate status says have a save.
+    expect(complete("-c", "test:///x", "restore", "", command=fake_cli), ["db1"],
+           "restore: saved domains")
+    expect(complete("discard", "", command=fake_cli), ["db1"], "discard: saved domains")
+    with open(os.path.join(tmp, "vmupdate.args")) as f:
+        c.check(f.readline().split() == ["-c", "test:///x", "status", "--json"],
+                "status --json called with -c")
+    # ... or every domain when vmupdate status does not answer.
+    expect(complete("restore", "", command="/bin/false"), ["web1", "web2", "db1"],
+           "restore without status: all domains")
+    # No options or domains after options that take a value.
+    expect(complete("save", "--parallel", ""), [], "save --parallel")
+    expect(complete("status", ""), [], "status takes no domain")
+finally:
+    shutil.rmtree(tmp)
+c.done()
