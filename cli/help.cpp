@@ -32,7 +32,8 @@ constexpr OptionHelp host_update_options[] = {
     {"--initrd", "I", "its initramfs"},
     {"--append", "ARGS", "its command line"},
     {"--reuse-cmdline", "", "use the running kernel's command line"},
-    {"--dry-run", "", "check and load the kernel, pause nothing"},
+    {"--packages", "PKG...", "update these packages (names or .deb files) instead"},
+    {"--dry-run", "", "check (and load the kernel), pause nothing"},
     {"--yes", "", "do not ask for confirmation"},
     {"--parallel", "N", "save N domains at a time (1 to 64, default 4)"},
     help_option,
@@ -93,14 +94,21 @@ constexpr CommandHelp table[] = {
      json_options, true},
     {"host-update",
      "host-update --kernel K [--initrd I] [--parallel N]\n"
-     "            (--append ARGS|--reuse-cmdline) [--dry-run] [--yes]",
-     "save every VM and kexec into kernel K; the VMs are\n"
-     "restored at boot by vmupdate-restore.service",
+     "            (--append ARGS|--reuse-cmdline) [--dry-run] [--yes]\n"
+     "host-update --packages PKG... [--parallel N] [--dry-run] [--yes]",
+     "save every VM and kexec into kernel K (or update\n"
+     "packages) and restore every VM",
      "Checks that every running VM can be preserved across a kernel update (RAM\n"
      "on persistent memory, a DAX mount), loads kernel K, saves every VM, syncs\n"
      "and kexecs. vmupdate-restore.service (vmupdate restore --all) restores the\n"
      "VMs at boot. If any VM cannot be preserved, nothing is paused (exit 2).\n"
-     "Asks for confirmation unless --yes; --dry-run stops after the checks.",
+     "Asks for confirmation unless --yes; --dry-run stops after the checks.\n"
+     "\n"
+     "With --packages, updates QEMU/libvirt packages instead: apt-get simulates\n"
+     "and downloads PKG... with nothing paused (refused if anything is missing),\n"
+     "then every managed VM is saved, the packages installed, libvirtd restarted\n"
+     "if libvirt changed, and every VM restored, also after a failed install.\n"
+     "Prints each guest's pause and the phases, the install's share included.",
      host_update_options, true},
     {"pool", "", "", "The persistent-memory pool that holds guest RAM across a kernel update.",
      no_options},

@@ -2,6 +2,7 @@
 // results and errors, sets the exit code (0 ok, 1 failed, 2 refused/invalid).
 #include "help.hpp"
 #include "hook_path.hpp"
+#include "package_cmd.hpp"
 #include "pool_cmd.hpp"
 #include "vmupdate/domain_xml.hpp"
 #include "vmupdate/error.hpp"
@@ -333,7 +334,8 @@ int cmd_status(const Args& args, const Paths& paths) {
                              {"ram_bytes", s.ram_bytes},
                              {"saved", s.save_state == "saved" || s.save_state == "restoring"},
                              {"save_state", s.save_state},
-                             {"last_error", s.last_error}};
+                             {"last_error", s.last_error},
+                             {"unmanaged_why", s.unmanaged_why}};
             j["image_bytes"] =
                 s.image_bytes ? nlohmann::json(*s.image_bytes) : nlohmann::json(nullptr);
             j["last_pause_us"] =
@@ -364,11 +366,15 @@ int cmd_status(const Args& args, const Paths& paths) {
                       << '\n';
         if (!s.last_error.empty())
             std::cout << "  last restore failed: " << s.last_error << '\n';
+        if (!s.unmanaged_why.empty() && s.save_state.empty())
+            std::cout << "  not preservable: " << s.unmanaged_why << '\n';
     }
     return 0;
 }
 
 int cmd_host_update(Args args, const Paths& paths) {
+    if (std::find(args.rest.begin(), args.rest.end(), "--packages") != args.rest.end())
+        return cli::cmd_package_update(args.uri, args.rest, paths);
     auto parallel = take_parallel(args);
     if (!parallel)
         return report(parallel.error());

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <thread>
 #include <unistd.h>
 
@@ -92,8 +93,7 @@ bool is_libvirt_package(std::string_view name) {
            name == "libvirt-clients";
 }
 
-Result<PackageUpdatePlan> plan_package_update(const Connection& conn, const Paths& paths,
-                                              std::vector<std::string> packages) {
+Result<PackageUpdatePlan> resolve_packages(std::vector<std::string> packages) {
     PackageUpdatePlan plan;
     if (packages.empty())
         return fail(Errc::invalid_input, "host-update", "no packages given", "");
@@ -143,6 +143,20 @@ Result<PackageUpdatePlan> plan_package_update(const Connection& conn, const Path
                 "is active");
     }
 
+    if (!plan.offenders.empty() || plan.changes.empty())
+        return plan;
+    // Downloaded now, so that the guests do not wait for the network.
+    args[1] = "--download-only";
+    auto dl = run_process(apt(args), 30min);
+    if (!dl)
+        return std::unexpected(dl.error());
+    if (dl->exit_code != 0)
+        plan.offenders.push_back("apt-get cannot download the packages: " + dl->err);
+    return plan;
+}
+
+Result<void> check_domains_for_packages(const Connection& conn, const Paths& paths,
+                                        PackageUpdatePlan& plan) {
     auto policy = manage_policy(paths);
     if (!policy)
         return std::unexpected(policy.error());
@@ -175,17 +189,7 @@ Result<PackageUpdatePlan> plan_package_update(const Connection& conn, const Path
     if (!plan.domains.empty())
         if (auto ok = check_hook_runs(paths); !ok)
             plan.offenders.push_back(ok.error().message());
-    if (!plan.offenders.empty() || plan.changes.empty())
-        return plan;
-
-    // Downloaded now, so that the guests do not wait for the network.
-    args[1] = "--download-only";
-    auto dl = run_process(apt(args), 30min);
-    if (!dl)
-        return std::unexpected(dl.error());
-    if (dl->exit_code != 0)
-        plan.offenders.push_back("apt-get cannot download the packages: " + dl->err);
-    return plan;
+    return {};
 }
 
 Result<PackageUpdateReport> run_package_update(const std::string& uri, const Paths& paths,
@@ -241,27 +245,31 @@ Result<PackageUpdateReport> run_package_update(const std::string& uri, const Pat
         report.install_error =
             "apt-get exited with " + std::to_string(installed->exit_code) + ": " + installed->err;
 
-    // A restarted libvirtd drops this connection; the restores use a new one.
-    if (plan.libvirt_changes && report.install_error.empty()) {
-        auto t2 = Clock::now();
-        auto restarted = run_process({"systemctl", "restart", plan.libvirt_unit}, 5min);
-        auto fresh = reconnect(uri);
-        report.restart_seconds = since(t2);
-        if (!restarted || restarted->exit_code != 0 || !fresh) {
-            Error e = !fresh ? fresh.error()
-                             : Error{Errc::system, plan.libvirt_unit, "cannot restart",
-                                     restarted ? restarted->err : restarted.error().message()};
-            e.cause += "; the packages are installed and the domains stay saved: start libvirt "
-                       "and run 'vmupdate restore --all'";
-            return std::unexpected(e);
-        }
-        auto watch = EventWatch::start(*fresh);
-        if (!watch)
-            return std::unexpected(watch.error());
-        restore_all(*fresh, *watch);
-        return report;
+    // The restores use a new connection: a restarted libvirtd drops the old one,
+    // and a long install may outlast it anyway.
+    auto t2 = Clock::now();
+    std::optional<Result<ProcessResult>> restarted;
+    if (plan.libvirt_changes && report.install_error.empty())
+        restarted = run_process({"systemctl", "restart", plan.libvirt_unit}, 5min);
+    auto fresh = reconnect(uri);
+    std::optional<EventWatch> watch;
+    if (fresh)
+        if (auto w = EventWatch::start(*fresh))
+            watch = std::move(*w);
+    report.restart_seconds = restarted ? since(t2) : 0;
+    bool restart_failed = restarted && (!*restarted || (*restarted)->exit_code != 0);
+    if (restart_failed || !fresh || !watch) {
+        Error e = !fresh   ? fresh.error()
+                  : !watch ? Error{Errc::libvirt, uri, "cannot watch domain events", ""}
+                           : Error{Errc::system, plan.libvirt_unit, "cannot restart",
+                                   *restarted ? (*restarted)->err : restarted->error().message()};
+        e.cause +=
+            std::string("; ") +
+            (report.install_error.empty() ? "the packages are installed" : "the install failed") +
+            " and the domains stay saved: start libvirt and run 'vmupdate restore --all'";
+        return std::unexpected(e);
     }
-    restore_all(*conn, *events);
+    restore_all(*fresh, *watch);
     return report;
 }
 

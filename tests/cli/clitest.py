@@ -30,7 +30,10 @@ def commands(cli):
             if not re.fullmatch(r"[a-z][a-z-]*", w):
                 break
             words.append(w)
-        names.append(" ".join(words))
+        # A command with several forms (host-update) has one line per form.
+        name = " ".join(words)
+        if not names or names[-1] != name:
+            names.append(name)
     return names
 
 

@@ -38,7 +38,12 @@ PACKAGES = ["qemu-system-x86", "qemu-system-common"]
 STAGE = "#!/bin/sh\n" + r"""
 up() { read -r u _ < /proc/uptime; echo "$u"; }
 ok() { echo "VMU-STEP $1 ok uptime=$(up) $2"; }
-fail() { echo "VMU-STEP $1 FAIL $2"; exit 1; }
+fail() {
+  for f in /var/log/vmupdate/hook.log /var/log/libvirt/qemu/@GUEST@.log; do
+    echo "--- $f"; tail -n 25 $f
+  done
+  echo "VMU-STEP $1 FAIL $2"; exit 1
+}
 run() { echo "+ $*" >&2; "$@"; }
 B=/shared/bin
 D=/shared/debs
@@ -83,7 +88,7 @@ t1=$(up)
 apt-get install -y $D/qemu-system-x86_vmutest1.deb $D/qemu-system-common_vmutest1.deb \
     > /shared/four-apt.out 2>&1 || fail four "apt-get: $(tail -n 5 /shared/four-apt.out)"
 t2=$(up)
-$B/vmupdate restore --all --verbose >> /shared/four.out 2>&1 || fail four "restore: $(cat /shared/four.out)"
+timeout -k 10 300 $B/vmupdate restore --all --verbose >> /shared/four.out 2>&1 || fail four "restore: $(cat /shared/four.out)"
 t3=$(up)
 cat /shared/four.out
 wait_ticks 3 four
@@ -92,7 +97,7 @@ case "$(qemu_exe)" in *deleted*) fail four "restored on the old binary: $(qemu_e
 ok four "save $(awk "BEGIN{print $t1 - $t0}") s, install $(awk "BEGIN{print $t2 - $t1}") s, restore $(awk "BEGIN{print $t3 - $t2}") s; version=$(version)"
 
 # 2. One command.
-$B/vmupdate host-update --packages $D/qemu-system-x86_vmutest2.deb $D/qemu-system-common_vmutest2.deb \
+timeout -k 10 600 $B/vmupdate host-update --packages $D/qemu-system-x86_vmutest2.deb $D/qemu-system-common_vmutest2.deb \
     --yes > /shared/one.out 2>&1
 rc=$?
 cat /shared/one.out
@@ -103,7 +108,7 @@ case "$(qemu_exe)" in *deleted*) fail one "restored on the old binary: $(qemu_ex
 ok one "version=$(version)"
 
 # 3. An install that fails (preinst exits 1): the guest comes back on what was installed.
-$B/vmupdate host-update --packages $D/qemu-system-x86_vmutest3.deb $D/qemu-system-common_vmutest3.deb \
+timeout -k 10 600 $B/vmupdate host-update --packages $D/qemu-system-x86_vmutest3.deb $D/qemu-system-common_vmutest3.deb \
     --yes > /shared/broken.out 2>&1
 rc=$?
 cat /shared/broken.out
@@ -189,8 +194,8 @@ def main():
         vm.wait_for(r"VMU-STEP guest ok", 300)
         serial = vmtest.SerialLog(os.path.join(vm.shared, "guest", "counter.serial"))
         first = serial.last_tick()
-        four, _ = vm.wait_for(r"VMU-STEP four ok\b(.*)", 600)
-        one, _ = vm.wait_for(r"VMU-STEP one ok\b(.*)", 600)
+        four, _ = vm.wait_for(r"VMU-STEP four ok\b(.*)", 900)
+        one, _ = vm.wait_for(r"VMU-STEP one ok\b(.*)", 900)
         broken, _ = vm.wait_for(r"VMU-STEP broken ok\b(.*)", 600)
         vm.wait_for(r"^VMU-STAGE-END stage=1 rc=0", 120)
         assert vm.wait_exit(120) == 0

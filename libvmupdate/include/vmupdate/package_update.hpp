@@ -39,10 +39,14 @@ struct PackageUpdatePlan {
 /// Whether a package belongs to libvirt's daemon or library (a change needs a restart).
 [[nodiscard]] bool is_libvirt_package(std::string_view name);
 
-/// Resolves and downloads the packages (apt-get --simulate, --download-only) and
-/// checks every running domain; changes nothing but apt's package cache.
-[[nodiscard]] Result<PackageUpdatePlan>
-plan_package_update(const Connection& conn, const Paths& paths, std::vector<std::string> packages);
+/// Resolves and downloads the packages (apt-get --simulate, --download-only);
+/// changes nothing but apt's package cache. May take minutes: open the libvirt
+/// connection for check_domains_for_packages after it, not before.
+[[nodiscard]] Result<PackageUpdatePlan> resolve_packages(std::vector<std::string> packages);
+
+/// Adds the running managed domains to save, and the offenders, to `plan`.
+[[nodiscard]] Result<void> check_domains_for_packages(const Connection& conn, const Paths& paths,
+                                                      PackageUpdatePlan& plan);
 
 /// What the update did, phase by phase.
 struct PackageUpdateReport {
@@ -53,8 +57,9 @@ struct PackageUpdateReport {
 };
 
 /// Saves the planned domains, installs, restarts libvirtd if libvirt changed and
-/// restores every saved domain, also when the install failed. Fails only when the
-/// saves did (those saved are restored and nothing is installed).
+/// restores every saved domain (through a new connection: the install may outlast
+/// the first), also when the install failed. Fails only when the saves did (those
+/// saved are restored and nothing is installed) or libvirt does not come back.
 [[nodiscard]] Result<PackageUpdateReport> run_package_update(const std::string& uri,
                                                              const Paths& paths,
                                                              const PackageUpdatePlan& plan,
