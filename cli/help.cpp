@@ -100,9 +100,10 @@ constexpr CommandHelp table[] = {
      "packages) and restore every VM",
      "Checks that every running VM can be preserved across a kernel update (RAM\n"
      "on persistent memory, a DAX mount), loads kernel K, saves every VM, syncs\n"
-     "and kexecs. vmupdate-restore.service (vmupdate restore --all) restores the\n"
-     "VMs at boot. If any VM cannot be preserved, nothing is paused (exit 2).\n"
-     "Asks for confirmation unless --yes; --dry-run stops after the checks.\n"
+     "and kexecs (under systemd: systemctl kexec, a clean shutdown; else kexec -e).\n"
+     "vmupdate-restore.service (vmupdate restore --all) restores the VMs at boot.\n"
+     "If any VM cannot be preserved, nothing is paused (exit 2). Asks for\n"
+     "confirmation unless --yes; --dry-run stops after the checks.\n"
      "\n"
      "With --packages, updates QEMU/libvirt packages instead: apt-get simulates\n"
      "and downloads PKG... with nothing paused (refused if anything is missing),\n"

@@ -466,10 +466,16 @@ int cmd_host_update(Args args, const Paths& paths) {
     for (const auto& r : saved->saved)
         std::cout << r.name << ": saved: device state " << format_size(r.image_bytes) << '\n';
     std::cout << "saved " << saved->saved.size() << " domain(s) in " << std::fixed
-              << std::setprecision(2) << saved->seconds << " s; state synced; kexec now"
+              << std::setprecision(2) << saved->seconds << " s; state synced; kexec now ("
+              << (kexec_method() == KexecVia::systemd ? "systemctl kexec" : "kexec -e") << ")"
               << std::endl;
     auto ok = kexec_into_new_kernel(session->conn, paths, *saved, session->events, *parallel);
-    return report(ok.error());
+    if (!ok)
+        return report(ok.error());
+    std::cout << "systemd is shutting down into the new kernel; vmupdate-restore.service "
+                 "restores the domains at boot"
+              << std::endl;
+    return 0;
 }
 
 // The hook next to this binary (relocatable installs, build trees), else the

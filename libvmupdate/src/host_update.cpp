@@ -266,9 +266,14 @@ Result<void> kexec_into_new_kernel(const Connection& conn, const Paths& paths,
                                    const HostUpdateSaved& saved, const EventWatch& events,
                                    unsigned parallel) {
     test_point("host-update:kexec");
+    const KexecVia via = kexec_method();
     auto ok = interrupt_requested()
                   ? Result<void>(fail(Errc::refused, "host-update", "interrupted", "no kexec"))
-                  : kexec_exec();
+                  : kexec_exec(via);
+    // systemd is shutting down into the new kernel: the VMs stay saved for
+    // vmupdate-restore.service at boot.
+    if (ok && via == KexecVia::systemd)
+        return {};
     // Still here: the kexec failed or was called off. Bring the VMs back, and leave
     // no kernel loaded that a later reboot or `systemctl kexec` would run unasked.
     (void)kexec_unload();

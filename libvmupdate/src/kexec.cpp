@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <sstream>
+#include <sys/stat.h>
 
 namespace vmupdate {
 
@@ -73,7 +74,23 @@ Result<void> kexec_unload() {
     return {};
 }
 
-Result<void> kexec_exec() {
+KexecVia kexec_method(const std::string& run_systemd) {
+    struct stat st {};
+    return ::lstat(run_systemd.c_str(), &st) == 0 && S_ISDIR(st.st_mode) ? KexecVia::systemd
+                                                                         : KexecVia::kexec_e;
+}
+
+Result<void> kexec_exec(KexecVia via) {
+    if (via == KexecVia::systemd) {
+        // systemd stops the services (libvirt-guests finds no running guest: every
+        // one is saved), unmounts the file systems and then kexecs the kernel
+        // loaded with `kexec -l`; the job is queued when systemctl returns.
+        if (auto r = run_checked({"systemctl", "kexec"}, 120s); !r) {
+            r.error().step = "systemctl kexec failed";
+            return std::unexpected(r.error());
+        }
+        return {};
+    }
     // On success this never returns: the machine is already in the new kernel.
     if (auto r = run_checked({"kexec", "-e"}, 60s); !r) {
         r.error().step = "kexec -e failed";

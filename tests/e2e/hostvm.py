@@ -46,8 +46,14 @@ How the VM is put together
   $VMU_KERNEL --initrd $VMU_INITRD --append "$VMU_BASE_CMDLINE vmu_stage=2"`),
   VMU_SHARED=/shared, PATH with the outer machine's tools (virsh, libvirtd,
   kexec, ndctl, mkfs.ext4, ...; the build tree is visible at its outer path).
-  No systemd: the stage starts `virtlogd -d` and `setsid tini -s --
-  libvirtd &` itself, and does what boot-time units would do.
+  No systemd (init="tini", the default): the stage starts `virtlogd -d` and
+  `setsid tini -s -- libvirtd &` itself, and does what boot-time units would
+  do. With init="systemd" (`vmu_init=systemd`), /lib/systemd/systemd is PID 1
+  instead, the outer machine's enabled units start (SYSTEMD_MASK excepted; the
+  outer /etc/fstab is replaced by an empty one and /.dockerenv hidden, or
+  systemd would think it runs in a container and reboot instead of kexec),
+  and init2 runs as vmu-stage.service after libvirtd, libvirt-guests and
+  vmupdate-restore.service.
 * `/run/vmu/vmu-kexec N [extra cmdline words]` loads the same kernel and
   initramfs with the same command line but vmu_stage=N and executes it
   (`kexec -l` + `sync` + `kexec -e`). Unmount or at least sync the pmem file
@@ -145,6 +151,19 @@ HIDE_DIRS = [
 # per-domain `domain-*` dirs) are recreated empty with the outer owner/mode.
 SKELETON_DIRS = ["/var/lib/libvirt", "/var/log/libvirt"]
 
+# Units masked in a host VM booted by systemd (init="systemd"): services of the
+# outer machine that do not belong in it, consoles that would compete with the
+# serial log, and waits for devices and networks the VM does not have.
+SYSTEMD_MASK = [
+    "postgresql.service", "ndctl-monitor.service", "e2scrub_reap.service",
+    "serial-getty@ttyS0.service", "getty@tty1.service", "console-getty.service", "systemd-timesyncd.service",
+    "systemd-networkd-wait-online.service", "networking.service", "apt-daily.timer",
+    "apt-daily-upgrade.timer", "e2scrub_all.timer", "man-db.timer", "fstrim.timer",
+    "systemd-firstboot.service", "systemd-remount-fs.service", "dpkg-db-backup.timer",
+    "logrotate.timer", "ldconfig.service", "systemd-hwdb-update.service",
+    "systemd-journal-catalog-update.service", "systemd-update-done.service",
+]
+
 SHARED_TAG = "vmushared"
 ROOT_TAG = "hostroot"
 DEFAULT_WORK_ROOT = os.environ.get("VMU_E2E_WORK", "/var/tmp/vmupdate-e2e")
@@ -166,8 +185,9 @@ log() { echo "VMU-INIT [$(up)] $*"; }
 fatal() { log "FATAL: $*"; echo "VMU-INIT-FATAL $*"; sleep 1; poweroff -f; sleep 10; }
 
 VMU_UPPER=tmpfs
+VMU_INIT=tini
 for w in $(cat /proc/cmdline); do
-  case "$w" in vmu_upper=*) VMU_UPPER="${w#vmu_upper=}" ;; esac
+  case "$w" in vmu_upper=*) VMU_UPPER="${w#vmu_upper=}" ;; vmu_init=*) VMU_INIT="${w#vmu_init=}" ;; esac
 done
 log "initramfs init: kernel $(uname -r), upper=$VMU_UPPER"
 
@@ -253,6 +273,35 @@ log "switching root (first=$FIRST)"
 mount --move /dev /newroot/dev
 mount --move /sys /newroot/sys
 mount --move /proc /newroot/proc
+if [ "$VMU_INIT" = systemd ] && [ -x /newroot/lib/systemd/systemd ]; then
+  # A host booted by systemd: init2 runs as a unit after libvirt and vmupdate's
+  # restore unit; units that make no sense in this VM (or wait for devices
+  # it lacks) are masked, and the outer fstab is replaced (stages may add to it).
+  S=/newroot/etc/systemd/system
+  mkdir -p $S/multi-user.target.wants
+  cat > $S/vmu-stage.service <<'UNIT'
+[Unit]
+Description=vmupdate e2e host VM stage (hostvm.py init2)
+After=libvirtd.service virtqemud.service vmupdate-restore.service libvirt-guests.service
+
+[Service]
+Type=simple
+ExecStart=/bin/sh /run/vmu/init2
+StandardInput=null
+StandardOutput=tty
+StandardError=tty
+TTYPath=/dev/console
+TimeoutStopSec=10
+UNIT
+  ln -sf ../vmu-stage.service $S/multi-user.target.wants/vmu-stage.service
+  for u in @SYSTEMD_MASK@; do ln -sf /dev/null "$S/$u"; done
+  [ $FIRST = 1 ] && echo "# vmupdate e2e host VM" > /newroot/etc/fstab
+  # The outer root may be a Docker image: with /.dockerenv systemd believes it
+  # runs in a container and turns `systemctl kexec` into a plain reboot.
+  rm -f /newroot/.dockerenv /newroot/run/.containerenv
+  log "switching root to systemd"
+  exec switch_root /newroot /lib/systemd/systemd
+fi
 if [ -x /newroot/usr/bin/tini ]; then
   exec switch_root /newroot /usr/bin/tini -- /bin/sh /run/vmu/init2
 fi
@@ -267,9 +316,11 @@ exec </dev/null >/dev/console 2>&1
 up() { read -r u _ < /proc/uptime; echo "$u"; }
 BB=/bin/busybox; [ -x "$BB" ] || BB=/usr/bin/busybox
 mkdir -p /dev/pts /dev/shm /dev/mqueue
-mount -t devpts -o mode=620,ptmxmode=666 devpts /dev/pts
-mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
-mount -t mqueue mqueue /dev/mqueue 2>/dev/null
+if ! grep -q ' /dev/pts ' /proc/mounts; then  # under systemd: mounted already
+  mount -t devpts -o mode=620,ptmxmode=666 devpts /dev/pts
+  mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
+  mount -t mqueue mqueue /dev/mqueue 2>/dev/null
+fi
 $BB dmesg -n 4            # kernel messages below warning stay out of the console
 $BB hostname vmu-hostvm
 grep -q vmu-hostvm /etc/hosts 2>/dev/null || echo "127.0.1.1 vmu-hostvm" >> /etc/hosts
@@ -492,6 +543,7 @@ def _read_module(path):
 
 def _render(text):
     return (text.replace("@ROOT_TAG@", ROOT_TAG).replace("@SHARED_TAG@", SHARED_TAG)
+            .replace("@SYSTEMD_MASK@", " ".join(SYSTEMD_MASK))
             .replace("@HIDE@", " ".join(HIDE_DIRS)).replace("@SKEL@", " ".join(SKELETON_DIRS)))
 
 
@@ -572,6 +624,10 @@ class HostVM:
                   (survives kexec; fresh for every start() unless keep_disk)
     cache_dir     where the initramfs is cached (default <work_dir>/../cache)
     extra_append  more kernel command line words (kept across vmu-kexec)
+    init          "tini" (init2 is PID 1's only job; stages start libvirtd
+                  themselves) or "systemd" (/lib/systemd/systemd is PID 1, the
+                  outer machine's enabled units start, init2 runs as
+                  vmu-stage.service after libvirtd and vmupdate-restore.service)
     caps_cache    carry libvirt's QEMU capabilities cache between runs
                   (<cache_dir>/libvirt-caps): the inner libvirtd cannot use
                   the outer machine's cache (it was made with /dev/kvm usable)
@@ -582,7 +638,10 @@ class HostVM:
     def __init__(self, work_dir, pmem="memmap", pmem_size_mib=None, pmem_offset_mib=1024,
                  mem_mib=3072, smp=2, persist_root=False, persist_disk_mib=2048,
                  cache_dir=None, extra_append="", kernel=None, keep_disk=False, name=None,
-                 caps_cache=True):
+                 caps_cache=True, init="tini"):
+        if init not in ("tini", "systemd"):
+            raise ValueError("init must be 'tini' or 'systemd'")
+        self.init = init
         if pmem not in ("memmap", "nvdimm", None):
             raise ValueError("pmem must be 'memmap', 'nvdimm' or None")
         self.work_dir = os.path.abspath(work_dir)
@@ -636,6 +695,8 @@ class HostVM:
 
     def cmdline(self, stage=1):
         words = ["console=ttyS0,115200", "panic=-1", "vmu_upper=%s" % ("disk" if self.persist_root else "tmpfs")]
+        if self.init == "systemd":
+            words.append("vmu_init=systemd")
         if self.pmem == "memmap":
             words.append("memmap=%dM!%dM" % (self.pmem_size_mib, self.pmem_offset_mib))
         if self.extra_append:

@@ -13,6 +13,13 @@ counter guest (nested TCG) is prepared and started. Then:
     `vmupdate restore --all`) restores it.
 Asserted from the logs: the host VM really rebooted (new boot id) and the guest
 continued (same boot id, counter continues, memory checksum unchanged).
+
+With --systemd the host VM boots with systemd as PID 1 and this machine's
+enabled units (libvirtd and virtlogd by socket, libvirt-guests): the pmem is
+mounted from /etc/fstab, vmupdate-restore.service (the unit the build made, only
+its ExecStart pointed at the binary under test) is enabled, host-update ends
+with `systemctl kexec` (a clean shutdown: a unit's ExecStop leaves a witness),
+and at boot the unit restores the guest before the stage runs.
 Exit 0 pass, 1 fail, 77 skipped."""
 import os
 import re
@@ -113,10 +120,161 @@ esac
 """
 
 
+STAGE_SYSTEMD = "#!/bin/sh\n" + r"""
+up() { read -r u _ < /proc/uptime; echo "$u"; }
+ok() { echo "VMU-STEP $1 ok uptime=$(up) $2"; }
+fail() {
+  for f in /var/log/vmupdate/hook.log /var/log/libvirt/qemu/@GUEST@.log; do
+    echo "--- $f"; tail -n 25 $f
+  done
+  echo "--- journal"; journalctl -b --no-pager -n 40 -u libvirtd -u vmupdate-restore
+  echo "VMU-STEP $1 FAIL $2"; exit 1
+}
+run() { echo "+ $*" >&2; "$@"; }
+B=/shared/bin
+GUEST=@GUEST@
+V="virsh -c qemu:///system"
+SER=/shared/guest/counter.serial
+ticks() { n=$(grep -c '^VMUGUEST tick=' $SER 2>/dev/null); echo "${n:-0}"; }
+wait_ticks() {
+  want=$(( $(ticks) + $1 )); i=0
+  until [ "$(ticks)" -ge $want ]; do
+    i=$((i+1)); [ $i -lt 1200 ] || fail "$2" "no tick: $(tail -n 3 $SER)"; sleep 0.1
+  done
+}
+wait_libvirt() {
+  i=0
+  until $V version > /tmp/version 2>&1; do
+    i=$((i+1)); [ $i -lt 900 ] || fail libvirtd "no answer: $(tail -n 3 /tmp/version)"; sleep 0.2
+  done
+}
+[ "$(cat /proc/1/comm)" = systemd ] || fail systemd "PID 1 is $(cat /proc/1/comm)"
+case "$VMU_STAGE" in
+1)
+  ok systemd "$(systemctl is-system-running)"
+  run mkfs.ext4 -q -F -b 4096 /dev/pmem0 || fail pmem mkfs
+  mkdir -p /mnt/pmem
+  echo '/dev/pmem0 /mnt/pmem ext4 dax 0 0' >> /etc/fstab
+  systemctl daemon-reload
+  run mount /mnt/pmem || fail pmem "mount (fstab)"
+  grep -q ' /mnt/pmem .*dax' /proc/mounts || fail pmem "no dax: $(grep pmem /proc/mounts)"
+  mkdir -p /mnt/pmem/ram
+  sed -i '/^[[:space:]]*memory_backing_dir[[:space:]]*=/d' /etc/libvirt/qemu.conf
+  echo 'memory_backing_dir = "/mnt/pmem/ram"' >> /etc/libvirt/qemu.conf
+  sed "s|^ExecStart=.*|ExecStart=$B/vmupdate restore --all --verbose|" $B/vmupdate-restore.service \
+      > /etc/systemd/system/vmupdate-restore.service
+  cat > /etc/systemd/system/vmu-shutdown-witness.service <<'UNIT'
+[Unit]
+Description=records that a clean shutdown stopped services
+RequiresMountsFor=/shared
+After=libvirtd.service
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/true
+ExecStop=/bin/sh -c 'echo "stopped $(cat /proc/sys/kernel/random/boot_id)" >> /shared/shutdown-witness'
+UNIT
+  systemctl daemon-reload
+  run systemctl enable vmupdate-restore.service || fail unit "enable vmupdate-restore.service"
+  run systemctl start vmu-shutdown-witness.service || fail unit "start the witness"
+  run $B/vmupdate hook install --hook $B/vmupdate-hook || fail hook "hook install"
+  run systemctl restart libvirtd.service || fail libvirtd "systemctl restart libvirtd"
+  wait_libvirt
+  ok libvirtd "$(systemctl is-active libvirtd.service virtlogd.service)"
+  run $V define /shared/guest/domain.xml || fail guest define
+  run $B/vmupdate prepare $GUEST || fail guest prepare
+  run $V start $GUEST || fail guest "start: $(tail -n 5 /var/log/libvirt/qemu/$GUEST.log)"
+  wait_ticks 3 guest
+  ok guest
+  wait_ticks 2 update
+  echo "VMU-HOST-UPDATE start"
+  $B/vmupdate host-update --kernel "$VMU_KERNEL" --initrd "$VMU_INITRD" \
+      --append "$VMU_BASE_CMDLINE vmu_stage=2" --yes > /shared/update.out 2>&1
+  rc=$?
+  cat /shared/update.out
+  [ $rc = 0 ] || fail update "exit $rc"
+  grep -q 'kexec now (systemctl kexec)' /shared/update.out || fail update "not by systemctl kexec"
+  ok update
+  # systemd stops this unit on its way into the new kernel.
+  sleep 900
+  fail update "still up 900 s after systemctl kexec"
+  ;;
+2)
+  echo "VMU-STAGE2 up"
+  grep -q ' /mnt/pmem .*dax' /proc/mounts || fail restore "pmem not mounted from fstab at boot"
+  systemctl show -p ActiveState -p Result -p ExecMainStatus vmupdate-restore.service > /shared/unit.out
+  cat /shared/unit.out
+  grep -qx ActiveState=active /shared/unit.out && grep -qx Result=success /shared/unit.out \
+      || fail restore "vmupdate-restore.service: $(tr '\n' ' ' < /shared/unit.out)"
+  journalctl -b --no-pager -o cat -u vmupdate-restore.service > /shared/restore.out 2>&1
+  cat /shared/restore.out
+  wait_libvirt
+  [ "$($V domstate $GUEST)" = running ] || fail restore "guest $($V domstate $GUEST)"
+  ok restore
+  grep -q '^stopped ' /shared/shutdown-witness 2>/dev/null \
+      || fail shutdown "no clean shutdown: the witness unit was never stopped"
+  ok shutdown
+  wait_ticks 3 continued
+  $B/vmupdate status
+  ok continued
+  ;;
+*) fail stage "unknown stage $VMU_STAGE" ;;
+esac
+"""
+
+
 def step(vm, name, timeout, since=0):
     m, t = vm.wait_for(r"VMU-STEP %s ok\b(.*)" % name, timeout, since=since)
     log("step %s ok at %.1fs" % (name, t))
     return m, t
+
+
+def main_systemd(cli, hook, helper, guest, work_root):
+    unit = os.environ.get("VMUPDATE_RESTORE_UNIT",
+                          os.path.join(REPO, "build", "vmupdate-restore.service"))
+    if not os.path.exists("/lib/systemd/systemd"):
+        vmtest.skip("systemd is not installed (the host VM boots this machine's system)")
+    if not os.path.exists(unit):
+        vmtest.skip("%s not built" % unit)
+    wd = os.path.join(work_root, "host-update-systemd-%d" % os.getpid())
+    t0 = time.monotonic()
+    xml = vmtest.domain_xml(GUEST, "/shared/guest/counter-guest.elf", memory_mib=128, fill_mib=64,
+                            serial_log="/shared/guest/counter.serial")
+    with hostvm.HostVM(wd, pmem="memmap", pmem_size_mib=512, persist_root=True, init="systemd",
+                       cache_dir=os.path.join(work_root, "cache")) as vm:
+        vm.start(STAGE_SYSTEMD.replace("@GUEST@", GUEST),
+                 files={"guest/counter-guest.elf": "@" + guest, "guest/domain.xml": xml,
+                        "bin/vmupdate": "@" + cli, "bin/vmupdate-hook": "@" + hook,
+                        "bin/vmupdate-restore-helper": "@" + helper,
+                        "bin/vmupdate-restore.service": "@" + unit})
+        _, t_sd = step(vm, "systemd", 600)
+        step(vm, "libvirtd", 300)
+        step(vm, "guest", 300)
+        serial = vmtest.SerialLog(os.path.join(vm.shared, "guest", "counter.serial"))
+        before = serial.last_tick()
+        _, t_update = vm.wait_for(r"^VMU-HOST-UPDATE start", 120)
+        m, t_kexec = vm.wait_for(r"saved (\d+) domain\(s\) in ([0-9.]+) s; state synced; "
+                                 r"kexec now \(systemctl kexec\)", 300)
+        assert m.group(1) == "1", m.group(0)
+        _, t_boot2 = vm.wait_for(r"^VMU-BOOT stage=2 boot_id=(\S+)", 600)
+        _, t_restored = step(vm, "restore", 300)
+        step(vm, "shutdown", 60)
+        step(vm, "continued", 180)
+        serial.assert_continued(before, serial.last_tick(), consecutive=False)
+        restore_out = open(os.path.join(vm.shared, "restore.out")).read()
+        pause = re.search(r"guest paused ([0-9.]+) s", restore_out)
+        vm.wait_for(r"^VMU-STAGE-END stage=2 rc=0", 120)
+        assert vm.wait_exit(180) == 0
+        ids = vm.boot_ids()
+        assert [s for s, _, _ in ids] == ["1", "2"] and ids[0][1] != ids[1][1], \
+            "the host VM did not reboot into stage 2 with a new boot id: %s" % ids
+        log("RESULT host-update (systemd): boot to stage 1 %.0f s; save %s s; systemctl kexec "
+            "(clean shutdown) + boot + libvirtd + vmupdate-restore.service %.1f s; guest pause "
+            "%s s; whole test %.0f s"
+            % (t_sd, m.group(2), t_restored - t_kexec, pause.group(1) if pause else "?",
+               time.monotonic() - t0))
+        log("vmupdate-restore.service output:\n" + restore_out)
+    shutil.rmtree(wd, ignore_errors=True)
 
 
 def main():
@@ -130,6 +288,8 @@ def main():
         if not os.access(f, os.X_OK):
             vmtest.skip("%s not built" % f)
     work_root = os.environ.get("VMU_E2E_WORK", "/var/tmp/vmupdate-e2e")
+    if "--systemd" in sys.argv[1:]:
+        return main_systemd(cli, hook, helper, guest, work_root)
     wd = os.path.join(work_root, "host-update-%d" % os.getpid())
     t0 = time.monotonic()
     xml = vmtest.domain_xml(GUEST, "/shared/guest/counter-guest.elf", memory_mib=128, fill_mib=64,

@@ -2,7 +2,9 @@
 #include "vmupdate/host_update.hpp"
 #include "vmupdate/kexec.hpp"
 
+#include <filesystem>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 using namespace vmupdate;
 
@@ -26,4 +28,18 @@ TEST(HostUpdate, RefusesACommandLineThatDropsAPmemRegion) {
     EXPECT_EQ(cmdline_offenders(now, "memmap=256M!2G").size(), 1u);
     // No pmem on the command line (NVDIMMs described by ACPI): nothing to keep.
     EXPECT_TRUE(cmdline_offenders("console=ttyS0", "console=ttyS0").empty());
+}
+
+TEST(Kexec, UsesSystemdOnlyWhenItRunsAsPid1) {
+    char dir[] = "/tmp/vmu-kexec-XXXXXX";
+    ASSERT_NE(::mkdtemp(dir), nullptr);
+    const std::string base = dir;
+    EXPECT_EQ(kexec_method(base + "/run/systemd/system"), KexecVia::kexec_e);
+    ASSERT_EQ(::mkdir((base + "/run").c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir((base + "/run/systemd").c_str(), 0755), 0);
+    // systemd installed but not booted: /run/systemd exists, its system/ does not.
+    EXPECT_EQ(kexec_method(base + "/run/systemd/system"), KexecVia::kexec_e);
+    ASSERT_EQ(::mkdir((base + "/run/systemd/system").c_str(), 0755), 0);
+    EXPECT_EQ(kexec_method(base + "/run/systemd/system"), KexecVia::systemd);
+    std::filesystem::remove_all(base);
 }

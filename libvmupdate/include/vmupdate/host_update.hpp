@@ -54,8 +54,8 @@ struct HostUpdateSaved {
 save_for_host_update(const Connection& conn, const Paths& paths, const HostUpdatePlan& plan,
                      const EventWatch& events, unsigned parallel);
 
-/// Starts the loaded kernel. Returns only if that failed, after restoring the
-/// saved domains.
+/// Starts the loaded kernel: returns success only when systemd has begun a
+/// clean shutdown into it; any failure returns after restoring the saved domains.
 [[nodiscard]] Result<void> kexec_into_new_kernel(const Connection& conn, const Paths& paths,
                                                  const HostUpdateSaved& saved,
                                                  const EventWatch& events, unsigned parallel);

@@ -29,7 +29,18 @@ struct KexecPlan {
 /// Unloads a loaded kernel (`kexec -u`).
 [[nodiscard]] Result<void> kexec_unload();
 
-/// Starts the loaded kernel (`kexec -e`). Returns only if that failed.
-[[nodiscard]] Result<void> kexec_exec();
+/// How the loaded kernel is started.
+enum class KexecVia {
+    kexec_e, ///< `kexec -e`: at once, no service stops (hosts without systemd)
+    systemd, ///< `systemctl kexec`: a clean shutdown, then the loaded kernel
+};
+
+/// systemd when it runs as PID 1 (the directory run_systemd exists, as
+/// sd_booted() checks), else `kexec -e`.
+[[nodiscard]] KexecVia kexec_method(const std::string& run_systemd = "/run/systemd/system");
+
+/// Starts the loaded kernel. `kexec -e` returns only if it failed; `systemctl
+/// kexec` returns once systemd has begun the shutdown into it.
+[[nodiscard]] Result<void> kexec_exec(KexecVia via);
 
 } // namespace vmupdate
