@@ -233,7 +233,15 @@ Result<PackageUpdateReport> run_package_update(const std::string& uri, const Pat
     // In a session of its own: a Ctrl-C meant for vmupdate must not cut dpkg off
     // half way (vmupdate itself finishes the update, restores included).
     auto t1 = Clock::now();
-    std::vector<std::string> args{"install", "-y", "--no-download"};
+    // --no-download keeps the network out of the pause; apt-get 2.6 fails
+    // it with "Pathname to install is not absolute" for a .deb file given by path,
+    // which --download-only copied into its cache. Whatever else those need was
+    // downloaded then too.
+    const bool files = std::any_of(plan.packages.begin(), plan.packages.end(),
+                                   [](const auto& p) { return p.ends_with(".deb"); });
+    std::vector<std::string> args{"install", "-y"};
+    if (!files)
+        args.push_back("--no-download");
     args.insert(args.end(), plan.packages.begin(), plan.packages.end());
     auto argv = apt(args);
     argv.insert(argv.begin(), {"setsid", "--wait"});

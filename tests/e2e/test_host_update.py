@@ -148,6 +148,15 @@ wait_libvirt() {
     i=$((i+1)); [ $i -lt 900 ] || fail libvirtd "no answer: $(tail -n 3 /tmp/version)"; sleep 0.2
   done
 }
+# "apparmor=yes|no qemu=LABEL": whether libvirt confines QEMU (AppArmor on, with
+# libvirtd's profile loaded, as on a stock Debian host) and the guest QEMU's label.
+confinement() {
+  aa=no
+  if [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" = Y ] &&
+     grep -q 'libvirtd' /sys/kernel/security/apparmor/profiles 2>/dev/null; then aa=yes; fi
+  pid=$(cat /run/libvirt/qemu/$GUEST.pid 2>/dev/null)
+  echo "apparmor=$aa qemu=$(tr -d '\0' < /proc/$pid/attr/current 2>/dev/null | tr ' ' '_')"
+}
 [ "$(cat /proc/1/comm)" = systemd ] || fail systemd "PID 1 is $(cat /proc/1/comm)"
 case "$VMU_STAGE" in
 1)
@@ -185,7 +194,7 @@ UNIT
   run $B/vmupdate prepare $GUEST || fail guest prepare
   run $V start $GUEST || fail guest "start: $(tail -n 5 /var/log/libvirt/qemu/$GUEST.log)"
   wait_ticks 3 guest
-  ok guest
+  ok guest "$(confinement)"
   wait_ticks 2 update
   echo "VMU-HOST-UPDATE start"
   $B/vmupdate host-update --kernel "$VMU_KERNEL" --initrd "$VMU_INITRD" \
@@ -210,7 +219,7 @@ UNIT
   cat /shared/restore.out
   wait_libvirt
   [ "$($V domstate $GUEST)" = running ] || fail restore "guest $($V domstate $GUEST)"
-  ok restore
+  ok restore "$(confinement)"
   grep -q '^stopped ' /shared/shutdown-witness 2>/dev/null \
       || fail shutdown "no clean shutdown: the witness unit was never stopped"
   ok shutdown
@@ -227,6 +236,18 @@ def step(vm, name, timeout, since=0):
     m, t = vm.wait_for(r"VMU-STEP %s ok\b(.*)" % name, timeout, since=since)
     log("step %s ok at %.1fs" % (name, t))
     return m, t
+
+
+def check_confinement(when, text):
+    """With AppArmor installed here, the host VM (Debian's kernel, AppArmor on by
+    default) loads libvirt's profiles at boot: the guest's QEMU must run confined
+    by its libvirt-UUID profile, in enforce mode, also the restored one."""
+    log("AppArmor %s: %s" % (when, text.strip()))
+    if not os.path.exists("/sbin/apparmor_parser"):
+        return
+    assert "apparmor=yes" in text, "AppArmor is not confining libvirt in the host VM: " + text
+    assert re.search(r"qemu=libvirt-[0-9a-f-]{36}_\(enforce\)", text), \
+        "the guest's QEMU %s is not confined by libvirt's profile: %s" % (when, text)
 
 
 def main_systemd(cli, hook, helper, guest, work_root):
@@ -249,7 +270,8 @@ def main_systemd(cli, hook, helper, guest, work_root):
                         "bin/vmupdate-restore.service": "@" + unit})
         _, t_sd = step(vm, "systemd", 600)
         step(vm, "libvirtd", 300)
-        step(vm, "guest", 300)
+        m_guest, _ = step(vm, "guest", 300)
+        check_confinement("before the update", m_guest.group(1))
         serial = vmtest.SerialLog(os.path.join(vm.shared, "guest", "counter.serial"))
         before = serial.last_tick()
         _, t_update = vm.wait_for(r"^VMU-HOST-UPDATE start", 120)
@@ -257,7 +279,8 @@ def main_systemd(cli, hook, helper, guest, work_root):
                                  r"kexec now \(systemctl kexec\)", 300)
         assert m.group(1) == "1", m.group(0)
         _, t_boot2 = vm.wait_for(r"^VMU-BOOT stage=2 boot_id=(\S+)", 600)
-        _, t_restored = step(vm, "restore", 300)
+        m_restored, t_restored = step(vm, "restore", 300)
+        check_confinement("after the restore", m_restored.group(1))
         step(vm, "shutdown", 60)
         step(vm, "continued", 180)
         serial.assert_continued(before, serial.last_tick(), consecutive=False)

@@ -9,8 +9,9 @@ host-update (test points: `host-update:planned` = pre-flight passed and kernel
 loaded, nothing paused; `save:managed-saved` = the guest's save done inside
 host-update; `host-update:saved` = every save done, before the re-check and sync;
 `host-update:kexec` = state synced, just before `kexec -e`) and a signal (by
-default SIGKILL at every step and SIGINT, SIGTERM, SIGHUP each at two: they share
-one handler; VMUPDATE_E2E_ALL_SIGNALS=1: all 16 combinations), the stage runs
+default 5 cases: every step, every signal, SIGKILL once the guest is saved;
+SIGINT, SIGTERM and SIGHUP share one handler; VMUPDATE_E2E_ALL_SIGNALS=1: all 16
+combinations), the stage runs
 host-update with the CLI stopped at that point, sends the signal, lets it go on,
 and then:
   - SIGINT/SIGTERM/SIGHUP: host-update must have undone itself: exit non-zero,
@@ -38,8 +39,9 @@ GUEST = "vmu-e2e-signals"
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 POINTS = ["host-update:planned", "save:managed-saved", "host-update:saved", "host-update:kexec"]
 SIGNALS = ["INT", "TERM", "HUP", "KILL"]
-# By default (CI) SIGKILL at every step and each caught signal at two steps: the
-# three share one handler. VMUPDATE_E2E_ALL_SIGNALS=1 runs all 16 combinations.
+# By default (CI) each step and each signal once; SIGKILL where it leaves a saved
+# guest behind (the caught three share one handler). VMUPDATE_E2E_ALL_SIGNALS=1
+# runs all 16 combinations.
 DEFAULT_CASES = [("host-update:planned", "INT"), ("save:managed-saved", "HUP"),
                  ("save:managed-saved", "KILL"), ("host-update:saved", "TERM"),
                  ("host-update:kexec", "INT")]
