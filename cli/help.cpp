@@ -131,9 +131,11 @@ constexpr CommandHelp table[] = {
     {"hook install", "hook install [--hook PATH] [--dry-run]",
      "link the libvirt hook into /etc/libvirt/hooks/qemu.d",
      "Links /etc/libvirt/hooks/qemu.d/50-vmupdate to the hook executable: by\n"
-     "default the one installed next to this vmupdate (its libexec directory),\n"
+     "default the one installed next to this vmupdate (its sbin directory),\n"
      "else the one of its build tree, else the configured one. libvirtd runs only\n"
-     "hooks that existed when it started: restart it afterwards.",
+     "hooks that existed when it started: restart it afterwards. Refused (exit 2)\n"
+     "when AppArmor confines libvirtd and its profile would not let it run the\n"
+     "hook (only /usr/sbin, /usr/bin and /etc/libvirt/hooks): every start would fail.",
      hook_install_options},
     {"hook uninstall", "hook uninstall", "remove the libvirt hook link",
      "Removes /etc/libvirt/hooks/qemu.d/50-vmupdate (fine if it is not there).\n"

@@ -5,16 +5,16 @@
 
 namespace vmupdate::cli {
 
-std::vector<std::string> hook_candidates(std::string_view self, std::string_view bin_to_libexec,
-                                         std::string_view libexecdir) {
+std::vector<std::string> hook_candidates(std::string_view self, std::string_view bin_to_hookdir,
+                                         std::string_view hookdir) {
     namespace fs = std::filesystem;
     std::vector<std::string> out;
     if (!self.empty()) {
         fs::path dir = fs::path(self).parent_path();
-        out.push_back((dir / bin_to_libexec / "vmupdate-hook").lexically_normal().string());
+        out.push_back((dir / bin_to_hookdir / "vmupdate-hook").lexically_normal().string());
         out.push_back((dir / ".." / "hooks" / "vmupdate-hook").lexically_normal().string());
     }
-    out.push_back((fs::path(libexecdir) / "vmupdate-hook").lexically_normal().string());
+    out.push_back((fs::path(hookdir) / "vmupdate-hook").lexically_normal().string());
     return out;
 }
 

@@ -11,15 +11,14 @@ namespace vmupdate::cli {
 
 /// The places the hook may be, most specific first, for the vmupdate binary at
 /// `self` (/proc/self/exe):
-///  1. <dir of self>/<bin_to_libexec>/vmupdate-hook: an installed tree, wherever
+///  1. <dir of self>/<bin_to_hookdir>/vmupdate-hook: an installed tree, wherever
 ///     it was installed to (`cmake --install --prefix P`, a package root);
 ///  2. <dir of self>/../hooks/vmupdate-hook: the build tree;
-///  3. <libexecdir>/vmupdate-hook: where the build was configured to install it.
+///  3. <hookdir>/vmupdate-hook: where the build was configured to install it.
 /// Paths are lexically normal (no "..") so that the link libvirt follows reads
 /// plainly. An empty `self` (unknown) leaves only the third.
-[[nodiscard]] std::vector<std::string> hook_candidates(std::string_view self,
-                                                       std::string_view bin_to_libexec,
-                                                       std::string_view libexecdir);
+[[nodiscard]] std::vector<std::string>
+hook_candidates(std::string_view self, std::string_view bin_to_hookdir, std::string_view hookdir);
 
 /// The first executable candidate, or the last (the configured path) when none
 /// is, so that the error names where the hook should be.

@@ -482,7 +482,7 @@ int cmd_host_update(Args args, const Paths& paths) {
 // configured one; see hook_path.hpp.
 std::string default_hook_path() {
     return cli::find_hook(
-        cli::hook_candidates(cli::self_exe(), VMUPDATE_BIN_TO_LIBEXEC, VMUPDATE_LIBEXECDIR));
+        cli::hook_candidates(cli::self_exe(), VMUPDATE_BIN_TO_HOOKDIR, VMUPDATE_HOOKDIR));
 }
 
 int cmd_hook_install(const Args& args, const Paths& paths) {

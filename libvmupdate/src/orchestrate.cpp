@@ -739,9 +739,38 @@ namespace {
 constexpr std::string_view hook_link_name = "50-vmupdate";
 }
 
+std::string apparmor_blocks_hook(std::string_view loaded_profiles, std::string_view hook_realpath) {
+    // libvirt's profiles for its daemons (usr.sbin.libvirtd, usr.sbin.virtqemud)
+    // allow exec of /usr/sbin/*, /usr/bin/*, /sbin/*, /bin/* (PUx) and
+    // /etc/libvirt/hooks/** (ix), nothing else a hook could live in. AppArmor
+    // checks the resolved path, so the link in qemu.d does not help.
+    std::string daemon;
+    for (std::string_view d : {"libvirtd", "virtqemud"}) {
+        std::string enforced = "\n" + std::string(d) + " (enforce)";
+        if (("\n" + std::string(loaded_profiles)).find(enforced) != std::string::npos)
+            daemon = d;
+    }
+    if (daemon.empty())
+        return "";
+    std::filesystem::path p(hook_realpath);
+    const std::string dir = p.parent_path().string();
+    if (dir == "/usr/sbin" || dir == "/usr/bin" || dir == "/sbin" || dir == "/bin" ||
+        hook_realpath.starts_with("/etc/libvirt/hooks/"))
+        return "";
+    return "AppArmor confines " + daemon + ", whose profile lets it run hooks only from " +
+           "/usr/sbin, /usr/bin or /etc/libvirt/hooks, not " + std::string(hook_realpath) +
+           ": every domain start would fail; install the hook and vmupdate-restore-helper " +
+           "in /usr/sbin (the Debian package does)";
+}
+
 Result<std::string> install_hook(const Paths& paths, const std::string& hook_executable) {
     if (access(hook_executable.c_str(), X_OK) != 0)
         return fail_errno(errno, hook_executable, "cannot install the hook");
+    std::error_code real_ec;
+    const auto real = std::filesystem::canonical(hook_executable, real_ec);
+    if (auto profiles = read_file(paths.apparmor_profiles, 1 << 20); profiles && !real_ec)
+        if (auto why = apparmor_blocks_hook(*profiles, real.string()); !why.empty())
+            return fail(Errc::refused, hook_executable, "cannot install the hook", why);
     std::error_code ec;
     std::filesystem::create_directories(paths.hooks_dir, ec);
     if (ec)

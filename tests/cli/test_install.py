@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """A relocated install: `cmake --install BUILD --prefix TMP` (not the configured
 prefix), then TMP/bin/vmupdate finds the hook installed next to it
-(`hook install --dry-run` names TMP/LIBEXECDIR/vmupdate/vmupdate-hook and
+(`hook install --dry-run` names TMP/SBINDIR/vmupdate-hook and
 changes nothing), and the man page and bash completion are installed.
 
-usage: test_install.py BUILD_DIR BINDIR LIBEXECDIR MANDIR DATADIR
+usage: test_install.py BUILD_DIR BINDIR SBINDIR MANDIR DATADIR
 (the directories as CMAKE_INSTALL_<dir>, relative to the prefix)"""
 
 import os
@@ -15,8 +15,8 @@ import tempfile
 
 from clitest import SKIP, Checker, run
 
-build, bindir, libexecdir, mandir, datadir = sys.argv[1:6]
-if any(os.path.isabs(d) for d in (bindir, libexecdir, mandir, datadir)):
+build, bindir, hookdir, mandir, datadir = sys.argv[1:6]
+if any(os.path.isabs(d) for d in (bindir, hookdir, mandir, datadir)):
     print("SKIPPED: an install directory is absolute, so the install cannot be relocated")
     sys.exit(SKIP)
 c = Checker()
@@ -34,7 +34,7 @@ try:
     for path in installed:
         c.check(path.startswith(tmp + "/"), "installed outside the prefix: " + path)
 
-    hook = os.path.join(tmp, libexecdir, "vmupdate", "vmupdate-hook")
+    hook = os.path.join(tmp, hookdir, "vmupdate-hook")
     cli = os.path.join(tmp, bindir, "vmupdate")
     c.check(os.access(hook, os.X_OK), "hook installed at " + hook)
     out = run(cli, "hook", "install", "--dry-run")
@@ -48,7 +48,7 @@ try:
     os.rename(tmp, moved)
     try:
         out = run(os.path.join(moved, bindir, "vmupdate"), "hook", "install", "--dry-run")
-        want = os.path.join(moved, libexecdir, "vmupdate", "vmupdate-hook")
+        want = os.path.join(moved, hookdir, "vmupdate-hook")
         c.check(out.returncode == 0 and out.stdout.strip().endswith(" -> " + want),
                 "moved tree: %r %r (want ... -> %s)" % (out.stdout, out.stderr, want))
     finally:

@@ -186,7 +186,20 @@ UNIT
   systemctl daemon-reload
   run systemctl enable vmupdate-restore.service || fail unit "enable vmupdate-restore.service"
   run systemctl start vmu-shutdown-witness.service || fail unit "start the witness"
-  run $B/vmupdate hook install --hook $B/vmupdate-hook || fail hook "hook install"
+  # As the package installs them: where libvirtd's AppArmor profile lets it run
+  # them, and the rule a confined QEMU needs for vmupdate's restore.
+  install -m 0755 $B/vmupdate-hook $B/vmupdate-restore-helper /usr/sbin/ || fail hook "copy to /usr/sbin"
+  mkdir -p /etc/apparmor.d/abstractions/libvirt-qemu.d
+  install -m 0644 $B/apparmor-vmupdate /etc/apparmor.d/abstractions/libvirt-qemu.d/vmupdate
+  case "$(confinement)" in
+  apparmor=yes*)
+    $B/vmupdate hook install --hook $B/vmupdate-hook > /shared/aa-refused.out 2>&1
+    rc=$?; cat /shared/aa-refused.out
+    [ $rc = 2 ] || fail hook "a hook libvirtd may not run was installed (exit $rc)"
+    grep -q 'AppArmor confines libvirtd' /shared/aa-refused.out || fail hook "refusal without reason"
+    ok aa-refused ;;
+  esac
+  run $B/vmupdate hook install --hook /usr/sbin/vmupdate-hook || fail hook "hook install"
   run systemctl restart libvirtd.service || fail libvirtd "systemctl restart libvirtd"
   wait_libvirt
   ok libvirtd "$(systemctl is-active libvirtd.service virtlogd.service)"
@@ -267,8 +280,13 @@ def main_systemd(cli, hook, helper, guest, work_root):
                  files={"guest/counter-guest.elf": "@" + guest, "guest/domain.xml": xml,
                         "bin/vmupdate": "@" + cli, "bin/vmupdate-hook": "@" + hook,
                         "bin/vmupdate-restore-helper": "@" + helper,
-                        "bin/vmupdate-restore.service": "@" + unit})
+                        "bin/vmupdate-restore.service": "@" + unit,
+                        "bin/apparmor-vmupdate":
+                            "@" + os.path.join(REPO, "packaging/apparmor/libvirt-qemu.d-vmupdate")})
         _, t_sd = step(vm, "systemd", 600)
+        if os.path.exists("/sbin/apparmor_parser"):
+            # hook install refused the build tree's hook: libvirtd could not run it.
+            step(vm, "aa-refused", 600)
         step(vm, "libvirtd", 300)
         m_guest, _ = step(vm, "guest", 300)
         check_confinement("before the update", m_guest.group(1))

@@ -6,6 +6,7 @@
 #include "vmupdate/domain_xml.hpp"
 #include "vmupdate/hook.hpp"
 #include "vmupdate/host.hpp"
+#include "vmupdate/orchestrate.hpp"
 #include "vmupdate/ram.hpp"
 #include "vmupdate/state.hpp"
 
@@ -821,9 +822,7 @@ TEST_F(Hook, HookRunsOnlyWhenInstalledAndRunByTheLiveDaemon) {
     ASSERT_EQ(::symlink("/bin/true", (paths.hooks_dir + "/50-other").c_str()), 0);
     EXPECT_FALSE(check_hook_runs(paths));
     // Installed, but the daemon that runs now has not run it.
-    ASSERT_EQ(::symlink("/usr/libexec/vmupdate/vmupdate-hook",
-                        (paths.hooks_dir + "/50-vmupdate").c_str()),
-              0);
+    ASSERT_EQ(::symlink("/usr/sbin/vmupdate-hook", (paths.hooks_dir + "/50-vmupdate").c_str()), 0);
     auto stale = check_hook_runs(paths);
     EXPECT_FALSE(stale);
     // The hook records its parent (libvirtd; here the test runner) on every run.
@@ -841,4 +840,40 @@ TEST_F(Hook, HookRunsOnlyWhenInstalledAndRunByTheLiveDaemon) {
     // A mark of a daemon that has gone since.
     write_file(hook_daemon_mark(paths), std::to_string(::getppid()) + " 1\n");
     EXPECT_FALSE(check_hook_runs(paths));
+}
+
+TEST(HookAppArmor, OnlyPathsLibvirtsProfileMayRunAreAcceptedWhenItEnforces) {
+    const std::string confined = "virt-aa-helper (enforce)\nlibvirtd (enforce)\n"
+                                 "libvirtd//qemu_bridge_helper (enforce)\nman_filter (enforce)\n";
+    EXPECT_EQ(apparmor_blocks_hook(confined, "/usr/sbin/vmupdate-hook"), "");
+    EXPECT_EQ(apparmor_blocks_hook(confined, "/usr/bin/vmupdate-hook"), "");
+    EXPECT_EQ(apparmor_blocks_hook(confined, "/etc/libvirt/hooks/bin/vmupdate-hook"), "");
+    auto why = apparmor_blocks_hook(confined, "/usr/libexec/vmupdate/vmupdate-hook");
+    EXPECT_TRUE(contains(why, "AppArmor confines libvirtd")) << why;
+    EXPECT_TRUE(contains(why, "every domain start would fail")) << why;
+    // /usr/sbin/* matches files directly in it, not below.
+    EXPECT_NE(apparmor_blocks_hook(confined, "/usr/sbin/vmupdate/vmupdate-hook"), "");
+    EXPECT_NE(apparmor_blocks_hook(confined, "/usr/local/sbin/vmupdate-hook"), "");
+    EXPECT_NE(apparmor_blocks_hook("virtqemud (enforce)\n", "/opt/vmupdate/hook"), "");
+    // Complain mode, another daemon's profile or no AppArmor: nothing blocks it.
+    EXPECT_EQ(apparmor_blocks_hook("libvirtd (complain)\n", "/opt/vmupdate/hook"), "");
+    EXPECT_EQ(apparmor_blocks_hook("libvirtd-helper (enforce)\n", "/opt/vmupdate/hook"), "");
+    EXPECT_EQ(apparmor_blocks_hook("", "/opt/vmupdate/hook"), "");
+}
+
+TEST_F(Hook, InstallRefusesAHookTheConfinedDaemonCouldNotRun) {
+    std::string hook = tmp / "vmupdate-hook";
+    write_file(hook, "#!/bin/sh\n");
+    ASSERT_EQ(::chmod(hook.c_str(), 0755), 0);
+    paths.apparmor_profiles = tmp / "profiles";
+    write_file(paths.apparmor_profiles, "libvirtd (enforce)\n");
+    auto refused = install_hook(paths, hook);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, Errc::refused);
+    EXPECT_TRUE(contains(refused.error().message(), "AppArmor")) << refused.error().message();
+    EXPECT_FALSE(exists(paths.hooks_dir + "/50-vmupdate"));
+    write_file(paths.apparmor_profiles, "libvirtd (complain)\n");
+    auto ok = install_hook(paths, hook);
+    ASSERT_TRUE(ok) << ok.error().message();
+    EXPECT_TRUE(exists(paths.hooks_dir + "/50-vmupdate"));
 }

@@ -94,7 +94,14 @@ struct DomainStatus {
 [[nodiscard]] Result<std::vector<DomainStatus>> domain_status(const Connection& conn,
                                                               const Paths& paths);
 
-/// Links the hook executable into libvirt's qemu hook directory.
+/// Why libvirt's AppArmor profile would stop libvirtd (or virqemud) from running
+/// the hook at hook_realpath, given the loaded profiles (the text of
+/// /sys/kernel/security/apparmor/profiles); empty if it would not.
+[[nodiscard]] std::string apparmor_blocks_hook(std::string_view loaded_profiles,
+                                               std::string_view hook_realpath);
+
+/// Links the hook executable into libvirt's qemu hook directory; refuses a hook
+/// that the libvirt daemon's AppArmor profile would not let it run.
 [[nodiscard]] Result<std::string> install_hook(const Paths& paths,
                                                const std::string& hook_executable);
 

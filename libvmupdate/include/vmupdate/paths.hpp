@@ -20,6 +20,7 @@ struct Paths {
     std::string qemu_log_dir = "/var/log/libvirt/qemu";      ///< libvirt's per-domain QEMU logs
     std::string qemu_pid_dir = "/run/libvirt/qemu";          ///< libvirt's <name>.pid of each QEMU
     std::string config_file = "/etc/vmupdate/vmupdate.conf"; ///< vmupdate's settings (config.hpp)
+    std::string apparmor_profiles = "/sys/kernel/security/apparmor/profiles"; ///< loaded profiles
 };
 
 /// libvirt's managed-save image of a domain: <save_dir>/<name>.save.
