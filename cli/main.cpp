@@ -503,8 +503,8 @@ int cmd_hook_install(const Args& args, const Paths& paths) {
         hook = default_hook_path();
     if (dry_run) {
         // What install_hook would check and link; nothing is touched.
-        if (access(hook.c_str(), X_OK) != 0)
-            return report(fail_errno(errno, hook, "cannot install the hook").error());
+        if (auto ok = check_hook_installable(paths, hook); !ok)
+            return report(ok.error());
         std::cout << "would link " << cli::hook_link_path(paths) << " -> "
                   << std::filesystem::absolute(hook).lexically_normal().string() << '\n';
         return 0;

@@ -763,14 +763,21 @@ std::string apparmor_blocks_hook(std::string_view loaded_profiles, std::string_v
            "in /usr/sbin (the Debian package does)";
 }
 
-Result<std::string> install_hook(const Paths& paths, const std::string& hook_executable) {
+Result<void> check_hook_installable(const Paths& paths, const std::string& hook_executable) {
     if (access(hook_executable.c_str(), X_OK) != 0)
         return fail_errno(errno, hook_executable, "cannot install the hook");
     std::error_code real_ec;
     const auto real = std::filesystem::canonical(hook_executable, real_ec);
+    // No profiles file: AppArmor is off (or securityfs not mounted), nothing to check.
     if (auto profiles = read_file(paths.apparmor_profiles, 1 << 20); profiles && !real_ec)
         if (auto why = apparmor_blocks_hook(*profiles, real.string()); !why.empty())
             return fail(Errc::refused, hook_executable, "cannot install the hook", why);
+    return {};
+}
+
+Result<std::string> install_hook(const Paths& paths, const std::string& hook_executable) {
+    if (auto ok = check_hook_installable(paths, hook_executable); !ok)
+        return std::unexpected(ok.error());
     std::error_code ec;
     std::filesystem::create_directories(paths.hooks_dir, ec);
     if (ec)

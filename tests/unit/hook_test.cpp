@@ -867,6 +867,10 @@ TEST_F(Hook, InstallRefusesAHookTheConfinedDaemonCouldNotRun) {
     ASSERT_EQ(::chmod(hook.c_str(), 0755), 0);
     paths.apparmor_profiles = tmp / "profiles";
     write_file(paths.apparmor_profiles, "libvirtd (enforce)\n");
+    // hook install --dry-run asks the same question.
+    auto dry = check_hook_installable(paths, hook);
+    ASSERT_FALSE(dry);
+    EXPECT_EQ(dry.error().code, Errc::refused);
     auto refused = install_hook(paths, hook);
     ASSERT_FALSE(refused);
     EXPECT_EQ(refused.error().code, Errc::refused);

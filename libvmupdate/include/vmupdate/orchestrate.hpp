@@ -94,11 +94,16 @@ struct DomainStatus {
 [[nodiscard]] Result<std::vector<DomainStatus>> domain_status(const Connection& conn,
                                                               const Paths& paths);
 
-/// Why libvirt's AppArmor profile would stop libvirtd (or virqemud) from running
+/// Why libvirt's AppArmor profile would stop libvirtd (or virtqemud) from running
 /// the hook at hook_realpath, given the loaded profiles (the text of
 /// /sys/kernel/security/apparmor/profiles); empty if it would not.
 [[nodiscard]] std::string apparmor_blocks_hook(std::string_view loaded_profiles,
                                                std::string_view hook_realpath);
+
+/// Whether install_hook would take this hook: executable, and runnable by the
+/// libvirt daemon under its AppArmor profile.
+[[nodiscard]] Result<void> check_hook_installable(const Paths& paths,
+                                                  const std::string& hook_executable);
 
 /// Links the hook executable into libvirt's qemu hook directory; refuses a hook
 /// that the libvirt daemon's AppArmor profile would not let it run.
