@@ -82,6 +82,15 @@ KexecVia kexec_method(const std::string& run_systemd) {
 
 Result<void> kexec_exec(KexecVia via) {
     if (via == KexecVia::systemd) {
+        // systemd-shutdown turns a kexec into a plain reboot when it believes it
+        // runs in a container (it does for a root with /.dockerenv): a firmware
+        // reboot may not keep the RAM the saved guests need. Fail instead; the
+        // caller restores them.
+        if (auto c = run_process({"systemd-detect-virt", "--container", "--quiet"}, 10s);
+            c && c->exit_code == 0)
+            return fail(Errc::refused, "systemctl kexec", "refused",
+                        "systemd-detect-virt says this host is a container, where systemd "
+                        "reboots instead of kexec");
         // systemd stops the services (libvirt-guests finds no running guest: every
         // one is saved), unmounts the file systems and then kexecs the kernel
         // loaded with `kexec -l`; the job is queued when systemctl returns.
