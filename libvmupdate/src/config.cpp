@@ -1,5 +1,7 @@
 #include "vmupdate/config.hpp"
 
+#include "text.hpp"
+
 #include <cerrno>
 #include <fstream>
 #include <sstream>
@@ -25,9 +27,7 @@ Result<Config> parse_config(std::string_view text, std::string_view source) {
     Config out;
     int number = 0;
     while (!text.empty()) {
-        auto end = text.find('\n');
-        std::string_view line = text.substr(0, end);
-        text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
+        std::string_view line = pop_line(text);
         ++number;
         if (auto hash = line.find('#'); hash != std::string_view::npos)
             line = line.substr(0, hash);

@@ -1,5 +1,7 @@
 #include "domain_log.hpp"
 
+#include "text.hpp"
+
 #include <charconv>
 #include <ctime>
 #include <utility>
@@ -65,9 +67,7 @@ std::optional<std::pair<std::int64_t, size_t>> line_time(std::string_view line) 
 std::vector<TimePoint> domain_log_moments(std::string_view text) {
     std::vector<TimePoint> out;
     while (!text.empty()) {
-        size_t nl = text.find('\n');
-        std::string_view line = text.substr(0, nl);
-        text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+        std::string_view line = pop_line(text);
         auto stamped = line_time(line);
         if (!stamped)
             continue;

@@ -2,6 +2,7 @@
 
 #include "domain_info.hpp"
 #include "process.hpp"
+#include "text.hpp"
 #include "vmupdate/hook.hpp"
 #include "vmupdate/interrupt.hpp"
 
@@ -58,9 +59,7 @@ Result<Connection> reconnect(const std::string& uri) {
 std::vector<PackageChange> parse_apt_simulation(std::string_view out) {
     std::vector<PackageChange> changes;
     while (!out.empty()) {
-        auto end = out.find('\n');
-        std::string_view line = out.substr(0, end);
-        out = end == std::string_view::npos ? std::string_view{} : out.substr(end + 1);
+        std::string_view line = pop_line(out);
         // "Inst qemu-system-x86 [1:10.0.2+ds-2] (1:10.0.2+ds-3 Debian:12/stable [amd64])"
         if (!line.starts_with("Inst "))
             continue;
