@@ -101,6 +101,8 @@ constexpr CommandHelp table[] = {
      "Checks that every running VM can be preserved across a kernel update (RAM\n"
      "on persistent memory, a DAX mount), loads kernel K, saves every VM, syncs\n"
      "and kexecs (under systemd: systemctl kexec, a clean shutdown; else kexec -e).\n"
+     "RAM on tmpfs is handed to kernel K by Kexec HandOver + LUO when both kernels\n"
+     "have them (kho=on liveupdate=on, one kernel series).\n"
      "vmupdate-restore.service (vmupdate restore --all) restores the VMs at boot.\n"
      "If any VM cannot be preserved, nothing is paused (exit 2). Asks for\n"
      "confirmation unless --yes; --dry-run stops after the checks.\n"

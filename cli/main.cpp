@@ -6,6 +6,7 @@
 #include "pool_cmd.hpp"
 #include "vmupdate/domain_xml.hpp"
 #include "vmupdate/error.hpp"
+#include "vmupdate/handover.hpp"
 #include "vmupdate/host.hpp"
 #include "vmupdate/host_update.hpp"
 #include "vmupdate/interrupt.hpp"
@@ -246,10 +247,21 @@ int cmd_restore(Args args, const Paths& paths) {
         return report(session.error());
     auto dashes = std::find(args.rest.begin(), args.rest.end(), "--");
     bool all = std::find(args.rest.begin(), dashes, "--all") != dashes;
+    int rc = 0;
+    // First the RAM a LUO handover brought across the kexec, if any, back into
+    // the preserved files the restores below look for.
+    if (auto reclaimed = reclaim_handed_over_ram(paths); !reclaimed) {
+        rc = report(reclaimed.error());
+    } else if (*reclaimed) {
+        const auto& r = **reclaimed;
+        std::cout << "RAM handed over by the previous kernel (LUO): " << r.files << " file(s), "
+                  << format_size(r.bytes) << " of " << r.uuids.size()
+                  << " domain(s) written back in " << std::fixed << std::setprecision(2)
+                  << r.seconds << " s\n";
+    }
     auto names = targets(args, [&] { return saved_domains(paths); });
     if (!names)
         return report(names.error());
-    int rc = 0;
     for (auto& r : restore_domains(session->conn, paths, *names, session->events, *parallel)) {
         // --all goes by the manifests: one whose domain was undefined since is
         // not a failed restore, but worth a word.
@@ -638,6 +650,19 @@ int run_command(const Args& args) {
         return cmd_hook(args, paths);
     if (args.command == "host-update")
         return cmd_host_update(args, paths);
+    // Internal: started by host-update on systemd hosts (DESIGN.md, "Kernel
+    // update without pmem"); takes canonical UUIDs after "--".
+    if (args.command == "handover-hold") {
+        std::vector<std::string> uuids;
+        for (const auto& a : args.rest)
+            if (a != "--")
+                uuids.push_back(a);
+        if (uuids.empty())
+            return usage_error("handover-hold needs domain UUIDs");
+        if (auto ok = hold_handover(paths, uuids); !ok)
+            return report(ok.error());
+        return 0;
+    }
     return usage_error("unknown command '" + args.command + "'");
 }
 
@@ -647,5 +672,9 @@ int main(int argc, char** argv) {
     Args args;
     if (auto done = parse_global(argc, argv, args))
         return *done;
+    // systemd-shutdown spares root processes whose argv[0] starts with '@' (its
+    // root storage daemon rule): the holder must live into the kexec.
+    if (args.command == "handover-hold" && argc > 0 && argv[0][0] != '\0')
+        argv[0][0] = '@';
     return run_command(args);
 }

@@ -5,6 +5,7 @@
 #include "process_mark.hpp"
 #include "test_point.hpp"
 #include "vmupdate/domain_xml.hpp"
+#include "vmupdate/handover.hpp"
 #include "vmupdate/hook.hpp"
 #include "vmupdate/interrupt.hpp"
 #include "vmupdate/manifest.hpp"
@@ -101,6 +102,13 @@ Result<HostUpdatePlan> plan_host_update(const Connection& conn, const Paths& pat
     auto policy = manage_policy(paths);
     if (!policy)
         return std::unexpected(policy.error());
+    // Asked once, and only when a domain's RAM is on tmpfs.
+    std::optional<std::vector<std::string>> no_handover;
+    auto handover_blocked = [&]() -> const std::vector<std::string>& {
+        if (!no_handover)
+            no_handover = handover_offenders(paths, kexec.kernel, kexec.cmdline);
+        return *no_handover;
+    };
     for (const auto& d : *doms) {
         // A domain whose state cannot be read might be running: the kexec would kill it.
         auto active = d.is_active();
@@ -139,13 +147,28 @@ Result<HostUpdatePlan> plan_host_update(const Connection& conn, const Paths& pat
         std::uint64_t bytes = info->memory_kib * 1024;
         std::string where =
             fs->mount_point + " (" + fs->fstype + ", " + std::string(to_string(fs->kind)) + ")";
+        bool handover = false;
         switch (fs->kind) {
-        case FsKind::memory:
-            plan.offenders.push_back(
-                d.name() + ": its RAM is on " + fs->fstype + " at " + fs->mount_point +
-                ", which does not survive a kexec (put memory_backing_dir on a DAX "
-                "mount of persistent memory)");
-            continue;
+        case FsKind::memory: {
+            std::string why = fs->fstype != "tmpfs"
+                                  ? fs->fstype + " cannot be handed over to the new kernel"
+                                  : "";
+            for (const auto& w :
+                 fs->fstype == "tmpfs" ? handover_blocked() : std::vector<std::string>{})
+                why += (why.empty() ? "" : "; ") + w;
+            if (!why.empty()) {
+                plan.offenders.push_back(
+                    d.name() + ": its RAM is on " + fs->fstype + " at " + fs->mount_point +
+                    ", which does not survive a kexec (put memory_backing_dir on a DAX "
+                    "mount of persistent memory, or hand tmpfs over with LUO: " +
+                    why + ")");
+                continue;
+            }
+            where += ", handed over by LUO";
+            handover = true;
+            plan.kexec.file_load = true;
+            break;
+        }
         case FsKind::disk:
             disk_ram += bytes;
             break;
@@ -160,7 +183,7 @@ Result<HostUpdatePlan> plan_host_update(const Connection& conn, const Paths& pat
             break;
         }
         }
-        plan.domains.push_back(PlannedDomain{d.name(), bytes, where});
+        plan.domains.push_back(PlannedDomain{d.name(), bytes, where, handover});
     }
     if (disk_ram > 0)
         plan.warnings.push_back(
@@ -169,7 +192,7 @@ Result<HostUpdatePlan> plan_host_update(const Connection& conn, const Paths& pat
             mib(dirty_bytes()) + " dirty host-wide now); a DAX mount avoids that");
     if (!plan.offenders.empty())
         return plan;
-    if (auto ok = kexec_load(kexec); !ok)
+    if (auto ok = kexec_load(plan.kexec); !ok)
         plan.offenders.push_back(ok.error().message());
     return plan;
 }
@@ -254,6 +277,9 @@ Result<HostUpdateSaved> save_for_host_update(const Connection& conn, const Paths
         for (const auto& f : (*m)->ram)
             if (auto ok = fsync_path(f.preserved); !ok)
                 return undo(ok.error());
+        if (std::any_of(plan.domains.begin(), plan.domains.end(),
+                        [&](const PlannedDomain& p) { return p.name == r.name && p.handover; }))
+            out.handover.push_back((*m)->uuid);
     }
     sync();
     if (interrupt_requested())
@@ -267,15 +293,52 @@ Result<void> kexec_into_new_kernel(const Connection& conn, const Paths& paths,
                                    unsigned parallel) {
     test_point("host-update:kexec");
     const KexecVia via = kexec_method();
-    auto ok = interrupt_requested()
-                  ? Result<void>(fail(Errc::refused, "host-update", "interrupted", "no kexec"))
-                  : kexec_exec(via);
+    std::optional<RamHandover> handover;
+    bool held_by_service = false;
+    Result<void> ok;
+    if (interrupt_requested()) {
+        ok = fail(Errc::refused, "host-update", "interrupted", "no kexec");
+    } else if (!saved.handover.empty() && via == KexecVia::kexec_e) {
+        // Last before the kexec: from here until the new kernel has it, the RAM of
+        // these domains lives only in this process's LUO session.
+        auto h = hand_over_ram(paths, saved.handover);
+        if (h)
+            handover.emplace(std::move(*h));
+        else
+            ok = std::unexpected(h.error());
+    } else if (!saved.handover.empty()) {
+        // systemd's shutdown ends this process long before the kexec: a holder
+        // that the shutdown leaves alone keeps the session (hold_handover).
+        char exe[4096];
+        ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (n <= 0) {
+            ok = fail_errno(errno, "/proc/self/exe", "cannot find vmupdate's own binary");
+        } else {
+            ok = start_handover_holder(paths, std::string(exe, static_cast<size_t>(n)),
+                                       saved.handover);
+            held_by_service = ok.has_value();
+        }
+    }
+    if (!saved.handover.empty()) {
+        test_point("host-update:handed-over");
+        if (ok && interrupt_requested())
+            ok = fail(Errc::refused, "host-update", "interrupted", "no kexec");
+    }
+    if (ok)
+        ok = kexec_exec(via);
     // systemd is shutting down into the new kernel: the VMs stay saved for
     // vmupdate-restore.service at boot.
     if (ok && via == KexecVia::systemd)
         return {};
     // Still here: the kexec failed or was called off. Bring the VMs back, and leave
     // no kernel loaded that a later reboot or `systemctl kexec` would run unasked.
+    std::string lost;
+    if (handover)
+        if (auto back = handover->take_back(); !back)
+            lost = "; " + back.error().message();
+    if (held_by_service)
+        if (auto back = stop_handover_holder(paths); !back)
+            lost = "; " + back.error().message();
     (void)kexec_unload();
     ::unlink(host_update_mark(paths).c_str());
     std::vector<std::string> names;
@@ -285,8 +348,8 @@ Result<void> kexec_into_new_kernel(const Connection& conn, const Paths& paths,
     Error e = ok ? Error{Errc::system, "kexec", "kexec -e returned", ""} : ok.error();
     size_t n = std::count_if(restored.begin(), restored.end(),
                              [](const auto& r) { return r.has_value(); });
-    e.cause +=
-        "; " + std::to_string(n) + " of " + std::to_string(names.size()) + " domains restored";
+    e.cause += lost + "; " + std::to_string(n) + " of " + std::to_string(names.size()) +
+               " domains restored";
     return std::unexpected(e);
 }
 

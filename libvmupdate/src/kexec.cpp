@@ -55,7 +55,10 @@ std::string first_failure_line(const std::string& text) {
 } // namespace
 
 Result<void> kexec_load(const KexecPlan& plan) {
-    std::vector<std::string> argv{"kexec", "-l", plan.kernel};
+    std::vector<std::string> argv{"kexec", "-l"};
+    if (plan.file_load)
+        argv.push_back("-s");
+    argv.push_back(plan.kernel);
     if (!plan.initrd.empty())
         argv.push_back("--initrd=" + plan.initrd);
     argv.push_back("--append=" + plan.cmdline);

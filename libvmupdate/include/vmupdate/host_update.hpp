@@ -19,6 +19,7 @@ struct PlannedDomain {
     std::string name;
     std::uint64_t ram_bytes{};
     std::string filesystem; ///< where its RAM lives, e.g. "/mnt/pmem0 (ext4, dax)"
+    bool handover{}; ///< its RAM is on tmpfs and goes to the new kernel by LUO (handover.hpp)
 };
 
 /// The outcome of the pre-flight: what will happen, or why it cannot.
@@ -30,9 +31,10 @@ struct HostUpdatePlan {
 };
 
 /// Checks, without pausing anything, that every running domain can survive the
-/// kexec (managed, RAM on a DAX mount or, with a warning, a disk filesystem; the
-/// pmem regions stay on the new command line) and loads the new kernel
-/// (`kexec -l`) unless there are offenders. Nothing is changed but the loaded kernel.
+/// kexec (managed, RAM on a DAX mount, on tmpfs with LUO on both kernels, or,
+/// with a warning, on a disk filesystem; the pmem regions stay on the new command
+/// line) and loads the new kernel (`kexec -l`, `-s` for a LUO handover) unless
+/// there are offenders. Nothing is changed but the loaded kernel.
 [[nodiscard]] Result<HostUpdatePlan> plan_host_update(const Connection& conn, const Paths& paths,
                                                       const KexecPlan& kexec);
 
@@ -44,7 +46,8 @@ struct HostUpdatePlan {
 /// What the saves before the kexec did.
 struct HostUpdateSaved {
     std::vector<SaveReport> saved;
-    double seconds{}; ///< first save started to state durable
+    std::vector<std::string> handover; ///< UUIDs of the saved domains whose RAM LUO hands over
+    double seconds{};                  ///< first save started to state durable
 };
 
 /// Saves the planned domains (in parallel, at most `parallel` at once) and makes
@@ -54,8 +57,9 @@ struct HostUpdateSaved {
 save_for_host_update(const Connection& conn, const Paths& paths, const HostUpdatePlan& plan,
                      const EventWatch& events, unsigned parallel);
 
-/// Starts the loaded kernel: returns success only when systemd has begun a
-/// clean shutdown into it; any failure returns after restoring the saved domains.
+/// Hands the RAM of saved.handover to the new kernel (LUO), then starts it:
+/// returns success only when systemd has begun a clean shutdown into it; any
+/// failure returns after taking the RAM back and restoring the saved domains.
 [[nodiscard]] Result<void> kexec_into_new_kernel(const Connection& conn, const Paths& paths,
                                                  const HostUpdateSaved& saved,
                                                  const EventWatch& events, unsigned parallel);

@@ -14,6 +14,7 @@ struct KexecPlan {
     std::string kernel;  ///< path of the kernel image
     std::string initrd;  ///< path of the initramfs; may be empty
     std::string cmdline; ///< its command line
+    bool file_load{};    ///< load with kexec_file_load (`kexec -s`), which Kexec HandOver needs
 };
 
 /// The running kernel's command line (/proc/cmdline), trimmed.
@@ -23,7 +24,7 @@ struct KexecPlan {
 /// which only exist in the next kernel if its command line has them too.
 [[nodiscard]] std::vector<std::string> pmem_memmap_args(std::string_view cmdline);
 
-/// Loads the plan's kernel (`kexec -l`), replacing one loaded before.
+/// Loads the plan's kernel (`kexec -l`, with `-s` for file_load), replacing one loaded before.
 [[nodiscard]] Result<void> kexec_load(const KexecPlan& plan);
 
 /// Unloads a loaded kernel (`kexec -u`).

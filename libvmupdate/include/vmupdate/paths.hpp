@@ -21,6 +21,7 @@ struct Paths {
     std::string qemu_pid_dir = "/run/libvirt/qemu";          ///< libvirt's <name>.pid of each QEMU
     std::string config_file = "/etc/vmupdate/vmupdate.conf"; ///< vmupdate's settings (config.hpp)
     std::string apparmor_profiles = "/sys/kernel/security/apparmor/profiles"; ///< loaded profiles
+    std::string liveupdate_dev = "/dev/liveupdate"; ///< the Live Update Orchestrator (handover.hpp)
 };
 
 /// libvirt's managed-save image of a domain: <save_dir>/<name>.save.

@@ -1,0 +1,40 @@
+// Single preserved RAM files as open files, for handing guest RAM to the next
+// kernel in memfds (handover.cpp) and taking it back. Private header; the
+// implementation lives in ram.cpp beside the rest of RAM preservation.
+#pragma once
+
+#include "fd.hpp"
+#include "vmupdate/error.hpp"
+#include "vmupdate/manifest.hpp"
+
+#include <string_view>
+#include <sys/types.h>
+
+namespace vmupdate {
+
+/// Owner and permissions a rebuilt RAM file gets (those of the original: QEMU's).
+struct FileOwner {
+    uid_t uid{};
+    gid_t gid{};
+    mode_t mode{};
+};
+
+/// Opens the preserved file of `f` read-write through root's directory, without
+/// following links; refuses unless it is the recorded file (device, inode, size)
+/// with no link but vmupdate's (st_nlink 1). Fills `owner` from it.
+[[nodiscard]] Result<Fd> open_preserved_file(std::string_view domain, const RamFile& f,
+                                             FileOwner& owner);
+
+/// Removes vmupdate's link to `f`; the RAM then lives only as long as an open
+/// file holds it.
+[[nodiscard]] Result<void> unlink_preserved_file(std::string_view domain, const RamFile& f);
+
+/// Writes the content of `src` (f.size bytes) as a new file at f.preserved
+/// (creating root's directories), owned as `owner` says. Zero pages stay holes;
+/// `src` is hole-punched behind the copy, so the RAM is never held twice. Refuses
+/// when something is already at f.preserved. Returns f with the new file's
+/// device and inode.
+[[nodiscard]] Result<RamFile> rebuild_preserved_file(std::string_view domain, int src,
+                                                     const RamFile& f, const FileOwner& owner);
+
+} // namespace vmupdate
