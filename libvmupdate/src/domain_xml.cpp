@@ -53,6 +53,35 @@ std::vector<xmlNode*> numa_cells(xmlNode* root) {
     return xml::children(xml::child(xml::child(root, "cpu"), "numa"), "cell");
 }
 
+// The ids libvirt gives QEMU's memory backends, which name their files in the
+// domain's RAM directory (qemu_command.c): the machine's default RAM id without
+// NUMA ("pc.ram" on x86 pc and q35, the only machines vmupdate runs), one
+// "ram-node<N>" per NUMA cell, and "mem<alias>" for DIMM and virtio-mem devices
+// with no file of their own (nvdimm and virtio-pmem always name theirs).
+std::vector<std::string> ram_file_names(xmlNode* root, const std::string& machine) {
+    std::vector<std::string> names;
+    auto cells = numa_cells(root);
+    if (cells.empty())
+        names.push_back(machine.starts_with("microvm") ? "microvm.ram" : "pc.ram");
+    for (size_t i = 0; i < cells.size(); ++i)
+        names.push_back("ram-node" + std::to_string(i));
+    int dimms = 0;
+    int virtio_mems = 0;
+    for (xmlNode* mem : xml::children(xml::child(root, "devices"), "memory")) {
+        std::string model = xml::attr(mem, "model");
+        if (model != "dimm" && model != "virtio-mem")
+            continue;
+        int& index = model == "dimm" ? dimms : virtio_mems;
+        std::string alias = xml::attr(xml::child(mem, "alias"), "name");
+        if (alias.empty()) // an inactive definition: the alias libvirt will assign
+            alias = (model == "dimm" ? "dimm" : "virtiomem") + std::to_string(index);
+        ++index;
+        if (xml::child(xml::child(mem, "source"), "path") == nullptr)
+            names.push_back("mem" + alias);
+    }
+    return names;
+}
+
 // Elements that conventionally precede <metadata> in libvirt's own output.
 xmlNode* metadata_anchor(xmlNode* root) {
     xmlNode* anchor = nullptr;
@@ -422,6 +451,7 @@ Result<DomainInfo> inspect_domain(std::string_view text, std::string_view source
         info.id = ec == std::errc{} && ptr == id.data() + id.size() ? v : -1;
     }
     info.machine = xml::attr(xml::child(xml::child(root, "os"), "type"), "machine");
+    info.ram_files = ram_file_names(root, info.machine);
     // The same places translate_domain clears: any one zeroes RAM on QEMU's exit.
     if (xml::child(backing, "discard") != nullptr)
         info.discard = "<memoryBacking><discard/>";

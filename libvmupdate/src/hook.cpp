@@ -201,7 +201,7 @@ void on_started(Context& c, const DomainInfo& info, const StateDir& state) {
         c.log("RAM not preserved: " + (pres ? ram_dir.error() : pres.error()).message());
         return;
     }
-    auto held = preserve_ram(*ram_dir, *pres);
+    auto held = preserve_ram(*ram_dir, *pres, info.ram_files);
     if (!held) {
         c.log("RAM not preserved: " + held.error().message());
         return;

@@ -201,7 +201,7 @@ Result<SaveReport> save_domain(const Connection& conn, const Paths& paths, std::
     if (!pres)
         return std::unexpected(pres.error());
     auto ram_dir = find_domain_ram_dir(*backing, dom.id(), dom.name());
-    auto held = ram_dir ? preserve_ram(*ram_dir, *pres)
+    auto held = ram_dir ? preserve_ram(*ram_dir, *pres, target->info.ram_files)
                         : Result<std::vector<RamFile>>(std::unexpected(ram_dir.error()));
     if (!held) {
         held.error().object = dom.name();

@@ -253,32 +253,37 @@ Result<std::string> preserved_dir(std::string_view backing_dir, std::string_view
     return std::string(backing_dir) + "/vmupdate/" + std::string(uuid);
 }
 
-Result<std::vector<RamFile>> preserve_ram(const std::string& ram_dir,
-                                          const std::string& preserved) {
+Result<std::vector<RamFile>> preserve_ram(const std::string& ram_dir, const std::string& preserved,
+                                          const std::vector<std::string>& names) {
+    if (names.empty())
+        return fail(Errc::verify, ram_dir, "cannot preserve RAM", "the domain has no RAM file");
+    for (const auto& name : names)
+        if (!safe_file_name(name))
+            return fail(Errc::invalid_input, ram_dir, "invalid RAM file name", name);
     auto held = open_held(preserved, true);
     if (!held)
         return std::unexpected(held.error());
     auto ram = open_dir_no_links(ram_dir);
     if (!ram)
         return std::unexpected(ram.error());
-    auto names = list_dir(ram->get(), ram_dir);
-    if (!names)
-        return std::unexpected(names.error());
 
+    // By the names QEMU was given, never by what the directory lists: the QEMU
+    // user can rename the RAM file (pc.ram -> pc.ram.swap, a link in its place),
+    // and a file held under another name would be linked back under that name at
+    // restore, where QEMU would create an empty pc.ram beside it.
     std::vector<RamFile> out;
-    for (const auto& name : *names) {
-        if (!safe_file_name(name))
-            continue;
+    for (const auto& name : names) {
         auto id = hold_one(ram->get(), held->dir.get(), name, ram_dir, preserved);
         if (!id)
             return std::unexpected(id.error());
-        if (*id)
-            out.push_back(
-                RamFile{name, preserved + "/" + name, (*id)->device, (*id)->inode, (*id)->size});
+        if (!*id)
+            return fail(Errc::verify, ram_dir, "cannot preserve RAM",
+                        "RAM file " + ram_dir + "/" + name +
+                            " is missing or not a regular file (the QEMU user owns that "
+                            "directory and may have moved it)");
+        out.push_back(
+            RamFile{name, preserved + "/" + name, (*id)->device, (*id)->inode, (*id)->size});
     }
-    if (out.empty())
-        return fail(Errc::verify, ram_dir, "cannot preserve RAM",
-                    "the directory holds no RAM file");
     if (auto ok = fsync_fd(held->dir.get(), preserved); !ok)
         return std::unexpected(ok.error());
     return out;

@@ -397,6 +397,34 @@ TEST(Inspect, FindsEveryDiscard) {
               "memory device dimm discard='yes'");
 }
 
+// The names libvirt gives QEMU's memory backends, and so their files in the
+// domain's RAM directory: the only files preserve_ram holds.
+TEST(Inspect, NamesTheRamFilesLikeLibvirt) {
+    auto plain = inspect_domain(translate_ok(domain()), "x");
+    ASSERT_TRUE(plain.has_value());
+    EXPECT_EQ(plain->ram_files, std::vector<std::string>{"pc.ram"});
+    auto numa = inspect_domain(domain("", "",
+                                      "<cpu><numa><cell id='0' cpus='0-1' memory='109568'/>"
+                                      "<cell id='1' cpus='2-3' memory='109568'/></numa></cpu>\n"),
+                               "x");
+    ASSERT_TRUE(numa.has_value());
+    EXPECT_EQ(numa->ram_files, (std::vector<std::string>{"ram-node0", "ram-node1"}));
+    // A running domain's DIMMs carry their alias; nvdimm and virtio-pmem name their
+    // own file elsewhere; an inactive DIMM gets the alias libvirt will assign.
+    auto devices = inspect_domain(
+        domain("", R"(<memory model='dimm'><target><size unit='KiB'>131072</size></target>
+<alias name='dimm0'/></memory>
+<memory model='nvdimm'><source><path>/srv/nv0</path></source><target><size unit='KiB'>131072</size></target>
+<alias name='nvdimm1'/></memory>
+<memory model='virtio-mem'><target><size unit='KiB'>131072</size></target><alias name='virtiomem2'/></memory>
+<memory model='dimm'><target><size unit='KiB'>131072</size></target></memory>
+)"),
+        "x");
+    ASSERT_TRUE(devices.has_value());
+    EXPECT_EQ(devices->ram_files,
+              (std::vector<std::string>{"pc.ram", "memdimm0", "memvirtiomem2", "memdimm1"}));
+}
+
 TEST(Units, ConvertLikeLibvirt) {
     EXPECT_EQ(to_kib("1024", ""), 1024u);
     EXPECT_EQ(to_kib("1", "MiB"), 1024u);

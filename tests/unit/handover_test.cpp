@@ -74,7 +74,7 @@ protected:
         }
         auto p = preserved_dir(backing, uuid);
         ASSERT_TRUE(p);
-        auto held = preserve_ram(ram_dir, *p);
+        auto held = preserve_ram(ram_dir, *p, {"pc.ram"});
         ASSERT_TRUE(held) << held.error().message();
         ram = *held;
         ASSERT_EQ(::unlink((ram_dir + "/pc.ram").c_str()), 0); // libvirt, at the domain's stop

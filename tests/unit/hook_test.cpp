@@ -154,7 +154,7 @@ protected:
     Manifest save() {
         std::string dir = make_ram_dir(7);
         write_file(dir + "/pc.ram", std::string(4096, 'r'));
-        auto held = preserve_ram(dir, preserved);
+        auto held = preserve_ram(dir, preserved, {"pc.ram"});
         EXPECT_TRUE(held) << held.error().message();
         fs::remove_all(dir); // the domain stopped
         std::string image = managed_save_image(paths, "web1");

@@ -79,7 +79,7 @@ protected:
     }
 
     std::vector<RamFile> preserve_ok() {
-        auto held = preserve_ram(ram_dir, preserved);
+        auto held = preserve_ram(ram_dir, preserved, names);
         EXPECT_TRUE(held) << held.error().message();
         return held ? sorted(*held) : std::vector<RamFile>{};
     }
@@ -88,6 +88,7 @@ protected:
     std::string backing = tmp / "ram";
     std::string ram_dir = backing + "/7-web1";
     std::string preserved;
+    std::vector<std::string> names{"pc.ram", "ram-node0"}; // as DomainInfo::ram_files
 };
 
 } // namespace
@@ -197,10 +198,46 @@ TEST_F(RamDir, PreserveReplacesALinkToAnotherFile) {
 TEST_F(RamDir, PreserveOfAnEmptyDirectoryIsAnError) {
     std::string empty = backing + "/8-empty";
     ASSERT_EQ(::mkdir(empty.c_str(), 0755), 0);
-    auto held = preserve_ram(empty, preserved);
+    auto held = preserve_ram(empty, preserved, names);
     ASSERT_FALSE(held);
     EXPECT_EQ(held.error().code, Errc::verify);
-    EXPECT_TRUE(contains(held.error().message(), "no RAM file")) << held.error().message();
+    EXPECT_TRUE(contains(held.error().message(), empty + "/pc.ram is missing"))
+        << held.error().message();
+    auto none = preserve_ram(ram_dir, preserved, {});
+    ASSERT_FALSE(none);
+    EXPECT_TRUE(contains(none.error().message(), "no RAM file")) << none.error().message();
+}
+
+TEST_F(RamDir, PreserveHoldsTheDomainsRamFilesByNameOnly) {
+    // Files the domain's backends do not name are not RAM, whatever they hold.
+    write_file(ram_dir + "/pc.ram.swap", 4096);
+    write_file(ram_dir + "/ram-node7", 4096);
+    auto held = preserve_ok();
+    ASSERT_EQ(held.size(), 2u);
+    EXPECT_EQ(held[0].name, "pc.ram");
+    EXPECT_EQ(held[1].name, "ram-node0");
+    EXPECT_FALSE(exists(preserved + "/pc.ram.swap"));
+    EXPECT_FALSE(exists(preserved + "/ram-node7"));
+    auto bad = preserve_ram(ram_dir, preserved, {"../pc.ram"});
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().code, Errc::invalid_input);
+}
+
+TEST_F(RamDir, PreserveRefusesARamFileMovedAside) {
+    // Seen in the fault suite: the QEMU user swaps pc.ram with a link
+    // (RENAME_EXCHANGE) just as the hook holds the RAM. Holding the real file
+    // under its new name made the restore link "pc.ram.swap", and QEMU created
+    // an empty pc.ram beside it: the guest's RAM read as zeros.
+    ASSERT_EQ(::rename((ram_dir + "/pc.ram").c_str(), (ram_dir + "/pc.ram.swap").c_str()), 0);
+    ASSERT_EQ(::symlink("/nonexistent", (ram_dir + "/pc.ram").c_str()), 0);
+    auto held = preserve_ram(ram_dir, preserved, names);
+    ASSERT_FALSE(held) << "held a RAM file under a name QEMU does not use";
+    EXPECT_EQ(held.error().code, Errc::verify);
+    EXPECT_TRUE(
+        contains(held.error().message(), ram_dir + "/pc.ram is missing or not a regular file"))
+        << held.error().message();
+    EXPECT_FALSE(exists(preserved + "/pc.ram.swap"));
+    EXPECT_FALSE(fs::is_symlink(preserved + "/pc.ram"));
 }
 
 TEST_F(RamDir, PreserveIgnoresSubdirectories) {
@@ -217,7 +254,7 @@ TEST_F(RamDir, PreserveIgnoresSubdirectories) {
     std::string only_sub = backing + "/9-sub";
     ASSERT_EQ(::mkdir(only_sub.c_str(), 0755), 0);
     ASSERT_EQ(::mkdir((only_sub + "/sub").c_str(), 0755), 0);
-    auto none = preserve_ram(only_sub, tmp / "other-preserved");
+    auto none = preserve_ram(only_sub, tmp / "other-preserved", names);
     ASSERT_FALSE(none);
     EXPECT_EQ(none.error().code, Errc::verify);
 }
@@ -237,7 +274,7 @@ TEST_F(RamDir, PreserveIgnoresSymbolicLinks) {
 }
 
 TEST_F(RamDir, PreserveOfAMissingDirectoryIsAnError) {
-    auto held = preserve_ram(backing + "/99-gone", preserved);
+    auto held = preserve_ram(backing + "/99-gone", preserved, names);
     ASSERT_FALSE(held);
     EXPECT_TRUE(contains(held.error().message(), backing + "/99-gone")) << held.error().message();
 }
@@ -533,13 +570,14 @@ protected:
     std::string ram_dir = backing + "/7-web1";
     std::string victim = tmp / "victim";
     std::string preserved;
+    std::vector<std::string> names{"pc.ram"};
     std::map<std::string, std::string> before;
 };
 
 } // namespace
 
 TEST_F(RamAttack, PreserveWorksInTheQemuUsersDirectory) {
-    auto held = preserve_ram(ram_dir, preserved);
+    auto held = preserve_ram(ram_dir, preserved, names);
     ASSERT_TRUE(held) << held.error().message();
     ASSERT_EQ(held->size(), 1u);
     struct stat top = stat_of(backing + "/vmupdate");
@@ -558,7 +596,7 @@ TEST_F(RamAttack, PreserveRefusesAVmupdateDirectoryTheQemuUserMade) {
                   return ::mkdir(top.c_str(), 0777) == 0 && ::chmod(top.c_str(), 0777) == 0;
               }),
               0);
-    auto held = preserve_ram(ram_dir, preserved);
+    auto held = preserve_ram(ram_dir, preserved, names);
     ASSERT_FALSE(held) << "preserved into the QEMU user's directory";
     EXPECT_EQ(held.error().code, Errc::refused);
     EXPECT_TRUE(contains(held.error().message(), top)) << held.error().message();
@@ -573,7 +611,7 @@ TEST_F(RamAttack, PreserveRefusesAVmupdateDirectoryTheQemuUserMade) {
 TEST_F(RamAttack, PreserveRefusesAVmupdateLinkToRootsDirectory) {
     std::string top = backing + "/vmupdate";
     ASSERT_EQ(as_attacker([&] { return ::symlink(victim.c_str(), top.c_str()) == 0; }), 0);
-    auto held = preserve_ram(ram_dir, preserved);
+    auto held = preserve_ram(ram_dir, preserved, names);
     ASSERT_FALSE(held);
     EXPECT_EQ(held.error().code, Errc::refused);
     EXPECT_TRUE(contains(held.error().message(), "symbolic link")) << held.error().message();
@@ -590,7 +628,7 @@ TEST_F(RamAttack, PreserveDoesNotFollowARamDirectoryLink) {
                          ::symlink(victim.c_str(), ram_dir.c_str()) == 0;
               }),
               0);
-    auto held = preserve_ram(ram_dir, preserved);
+    auto held = preserve_ram(ram_dir, preserved, names);
     ASSERT_FALSE(held) << "linked " << held->size() << " file(s) of root's";
     EXPECT_EQ(held.error().code, Errc::refused);
     EXPECT_FALSE(exists(preserved + "/pc.ram"));
@@ -600,7 +638,7 @@ TEST_F(RamAttack, PreserveDoesNotFollowARamDirectoryLink) {
     // Nor are the preserved links put through it.
     ASSERT_EQ(::unlink(ram_dir.c_str()), 0);
     ASSERT_EQ(::rename((backing + "/elsewhere").c_str(), ram_dir.c_str()), 0);
-    auto ok = preserve_ram(ram_dir, preserved);
+    auto ok = preserve_ram(ram_dir, preserved, names);
     ASSERT_TRUE(ok) << ok.error().message();
     std::string next = backing + "/8-web1";
     ASSERT_EQ(as_attacker([&] { return ::symlink(victim.c_str(), next.c_str()) == 0; }), 0);
@@ -618,7 +656,7 @@ TEST_F(RamAttack, PreserveSkipsARamFileThatIsALink) {
                    ::symlink((victim + "/pc.ram").c_str(), (ram_dir + "/memdimm0").c_str()) == 0;
         }),
         0);
-    auto held = preserve_ram(ram_dir, preserved);
+    auto held = preserve_ram(ram_dir, preserved, names);
     ASSERT_TRUE(held) << held.error().message();
     ASSERT_EQ(held->size(), 1u);
     EXPECT_EQ((*held)[0].name, "pc.ram");
@@ -628,7 +666,7 @@ TEST_F(RamAttack, PreserveSkipsARamFileThatIsALink) {
 }
 
 TEST_F(RamAttack, DropDoesNotFollowAVmupdateLinkToRootsDirectory) {
-    auto held = preserve_ram(ram_dir, preserved);
+    auto held = preserve_ram(ram_dir, preserved, names);
     ASSERT_TRUE(held) << held.error().message();
     // The victim holds a directory named like the domain's preserved one.
     std::string top = backing + "/vmupdate";
@@ -646,7 +684,7 @@ TEST_F(RamAttack, DropDoesNotFollowAVmupdateLinkToRootsDirectory) {
 }
 
 TEST_F(RamAttack, VerifyRefusesAPreservedDirectoryTheQemuUserSwapped) {
-    auto held = preserve_ram(ram_dir, preserved);
+    auto held = preserve_ram(ram_dir, preserved, names);
     ASSERT_TRUE(held) << held.error().message();
     std::string top = backing + "/vmupdate";
     // The attacker's own directory, with its own link to the same RAM file.
@@ -669,7 +707,7 @@ TEST_F(RamAttack, SwappingVmupdateForALinkNeverReachesRootsDirectory) {
     std::string top = backing + "/vmupdate";
     std::string bait = backing + "/bait";
     ASSERT_EQ(as_attacker([&] { return ::symlink(victim.c_str(), bait.c_str()) == 0; }), 0);
-    ASSERT_TRUE(preserve_ram(ram_dir, preserved));
+    ASSERT_TRUE(preserve_ram(ram_dir, preserved, names));
     pid_t pid = as_attacker(
         [&] {
             for (;;)
@@ -680,7 +718,7 @@ TEST_F(RamAttack, SwappingVmupdateForALinkNeverReachesRootsDirectory) {
     ASSERT_GT(pid, 0);
     int preserved_ok = 0, dropped_ok = 0;
     for (int i = 0; i < 200; ++i) {
-        if (preserve_ram(ram_dir, preserved))
+        if (preserve_ram(ram_dir, preserved, names))
             ++preserved_ok;
         if (drop_preserved(preserved))
             ++dropped_ok;

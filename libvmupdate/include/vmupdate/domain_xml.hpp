@@ -45,6 +45,11 @@ struct DomainInfo {
     int numa_cells{};    ///< number of <cell> elements (0: no NUMA)
     int id{-1};          ///< <domain id=...> of a running domain, -1 when absent
     std::string machine; ///< <os><type machine=...>
+    /// Names of the RAM files libvirt has QEMU create in the domain's directory
+    /// under memory_backing_dir: one per memory backend ("pc.ram", "ram-node0",
+    /// "memdimm0", ...); only these are guest RAM, whatever else the QEMU user
+    /// puts or renames there.
+    std::vector<std::string> ram_files;
 };
 
 /// Reads a domain definition. Under ManagePolicy::file_backed an unmarked domain

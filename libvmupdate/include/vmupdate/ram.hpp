@@ -36,12 +36,14 @@ namespace vmupdate {
 [[nodiscard]] Result<std::string> preserved_dir(std::string_view backing_dir,
                                                 std::string_view uuid);
 
-/// Hard-links every RAM file in `ram_dir` into `preserved` (created 0700, and its
-/// parent too, both root's), replacing links to other files; returns what is now
-/// held. Follows no link below the parent of `preserved`'s parent (the QEMU
-/// user's backing directory), nor in `ram_dir`.
+/// Hard-links the RAM files `names` (DomainInfo::ram_files; each must be a regular
+/// file) of `ram_dir` into `preserved` (created 0700, and its parent too, both
+/// root's), replacing links to other files; returns what is now held. Follows no
+/// link below the parent of `preserved`'s parent (the QEMU user's backing
+/// directory), nor in `ram_dir`.
 [[nodiscard]] Result<std::vector<RamFile>> preserve_ram(const std::string& ram_dir,
-                                                        const std::string& preserved);
+                                                        const std::string& preserved,
+                                                        const std::vector<std::string>& names);
 
 /// Checks that every preserved link still is the file recorded (same device,
 /// inode and size); the error names the first file that is not.

@@ -326,12 +326,44 @@ def settle(g, expect=GOOD, restore_args=()):
         outcome = paused + outcome
     if lost:
         outcome = "lost" if outcome in GOOD else outcome
+        keep_evidence(g)
         fresh_start(g)
     elif outcome.split(",")[-1] not in expect and outcome.split(",")[-1] in GOOD:
         problems.append("outcome %s, expected %s" % (outcome, "|".join(expect)))
     if not lost:
         g.before = g.serial.last_tick()
     return outcome, lost, problems
+
+
+EVIDENCE_DIR = os.environ.get("VMUPDATE_FAULT_EVIDENCE", "/var/tmp/vmupdate-fault-evidence")
+
+
+def keep_evidence(g):
+    """Copies what a lost guest left (managed-save image, manifest, the first MiB
+    of each preserved RAM file: low RAM with the BIOS and option ROM shadow, and
+    the domain's QEMU log) to EVIDENCE_DIR/<name>-<time>, before fresh_start
+    throws it away: a lost VM is a defect to be explained, not only counted."""
+    dst = os.path.join(EVIDENCE_DIR, "%s-%d" % (g.name, time.time()))
+    try:
+        os.makedirs(dst, exist_ok=True)
+        srcs = [vmucli.image_path(g.name), manifest_path(g.uuid),
+                os.path.join(vmtest.QEMU_LOG_DIR, g.name + ".log")]
+        for src in srcs:
+            if os.path.isfile(src):
+                with open(src, "rb") as f, open(os.path.join(dst, os.path.basename(src)), "wb") as o:
+                    o.write(f.read())
+        held = os.path.join("/var/lib/libvirt/qemu/ram/vmupdate", g.uuid)
+        for n in (os.listdir(held) if os.path.isdir(held) else []):
+            p = os.path.join(held, n)
+            st = os.lstat(p)
+            with open(os.path.join(dst, n + ".stat"), "w") as o:
+                o.write("size %d inode %d mode %o uid %d\n" % (st.st_size, st.st_ino, st.st_mode, st.st_uid))
+            if os.path.isfile(p) and not os.path.islink(p):
+                with open(p, "rb") as f, open(os.path.join(dst, n + ".first-mib"), "wb") as o:
+                    o.write(f.read(1 << 20))
+        log("evidence of the lost guest kept in %s" % dst)
+    except OSError as e:
+        log("could not keep the evidence of the lost guest: %s" % e)
 
 
 def fresh_start(g):
