@@ -414,10 +414,10 @@ def _version_key(v):
     return [int(x) if x.isdigit() else x for x in re.split(r"[.-]", v)]
 
 
-def find_kernel():
+def find_kernel(root="/"):
     """(path, version) of the kernel to boot: $VMU_E2E_KERNEL, else the newest
-    /boot/vmlinuz-<ver> with /lib/modules/<ver>. Raises Skip if none."""
-    env = os.environ.get("VMU_E2E_KERNEL")
+    <root>/boot/vmlinuz-<ver> with <root>/lib/modules/<ver>. Raises Skip if none."""
+    env = os.environ.get("VMU_E2E_KERNEL") if root == "/" else None
     if env:
         ver = os.path.basename(env).replace("vmlinuz-", "", 1)
         if not os.path.isdir("/lib/modules/" + ver):
@@ -425,17 +425,17 @@ def find_kernel():
         return env, ver
     cands = []
     try:
-        names = os.listdir("/boot")
+        names = os.listdir(os.path.join(root, "boot"))
     except OSError:
         names = []
     for n in names:
-        if n.startswith("vmlinuz-") and os.path.isdir("/lib/modules/" + n[8:]):
+        if n.startswith("vmlinuz-") and os.path.isdir(os.path.join(root, "lib/modules", n[8:])):
             cands.append(n[8:])
     if not cands:
-        raise Skip("no /boot/vmlinuz-<ver> with matching /lib/modules/<ver> "
-                   "(install linux-image-amd64)")
+        raise Skip("no %s with matching %s (install linux-image-amd64)"
+                   % (os.path.join(root, "boot/vmlinuz-<ver>"), os.path.join(root, "lib/modules/<ver>")))
     ver = sorted(cands, key=_version_key)[-1]
-    path = "/boot/vmlinuz-" + ver
+    path = os.path.join(root, "boot", "vmlinuz-" + ver)
     if not os.access(path, os.R_OK):
         raise Skip("%s is not readable (run as root)" % path)
     return path, ver
@@ -498,14 +498,20 @@ def _cpio_newc(entries):
     return out.getvalue()
 
 
-def _modinfo(kver, name, field=None):
-    argv = ["modinfo", "-k", kver] + (["-F", field] if field else ["-n"]) + [name]
+def _modinfo(kver, name, field=None, root="/"):
+    argv = ["modinfo", "-b", root, "-k", kver] + (["-F", field] if field else ["-n"]) + [name]
     p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        universal_newlines=True)
-    return p.stdout.strip() if p.returncode == 0 else None
+    if p.returncode != 0:
+        return None
+    out = p.stdout.strip()
+    # a path inside the root ("/lib/modules/...") is read from outside it
+    if root != "/" and out.startswith("/lib/") and not out.startswith(root.rstrip("/") + "/"):
+        return os.path.join(root, out.lstrip("/"))
+    return out
 
 
-def resolve_modules(kver, names=MODULES):
+def resolve_modules(kver, names=MODULES, root="/"):
     """[(modname, path)] for `names` plus dependencies, dependencies first;
     built-in or missing modules are left out (returned in the 2nd list)."""
     order, seen, skipped = [], set(), []
@@ -515,11 +521,11 @@ def resolve_modules(kver, names=MODULES):
         if n in seen:
             return
         seen.add(n)
-        path = _modinfo(kver, n)
+        path = _modinfo(kver, n, root=root)
         if not path or not re.search(r"\.ko(\.xz|\.zst|\.gz)?$", path):
             skipped.append("%s (%s)" % (n, path or "not found"))
             return
-        for d in (_modinfo(kver, n, "depends") or "").split(","):
+        for d in (_modinfo(kver, n, "depends", root) or "").split(","):
             if d.strip():
                 visit(d.strip())
         order.append((n, path))
@@ -541,19 +547,23 @@ def _read_module(path):
     return data
 
 
-def _render(text):
+def _render(text, hide=True):
     return (text.replace("@ROOT_TAG@", ROOT_TAG).replace("@SHARED_TAG@", SHARED_TAG)
             .replace("@SYSTEMD_MASK@", " ".join(SYSTEMD_MASK))
-            .replace("@HIDE@", " ".join(HIDE_DIRS)).replace("@SKEL@", " ".join(SKELETON_DIRS)))
+            .replace("@HIDE@", " ".join(HIDE_DIRS) if hide else "")
+            .replace("@SKEL@", " ".join(SKELETON_DIRS) if hide else ""))
 
 
-def build_initramfs(cache_dir, kver):
-    """Build (or reuse from cache_dir) the initramfs for kernel `kver`; returns its path."""
+def build_initramfs(cache_dir, kver, root="/"):
+    """Build (or reuse from cache_dir) the initramfs for kernel `kver` of `root`
+    (modules from <root>/lib/modules); returns its path. Outer state is hidden
+    (HIDE_DIRS) only when the VM boots this machine's own root."""
     busybox = find_busybox()
-    mods, skipped = resolve_modules(kver)
-    init, init2, kx = _render(INIT_SH), _render(INIT2_SH), _render(VMU_KEXEC_SH)
+    mods, skipped = resolve_modules(kver, root=root)
+    hide = root == "/"
+    init, init2, kx = _render(INIT_SH, hide), _render(INIT2_SH, hide), _render(VMU_KEXEC_SH, hide)
     h = hashlib.sha256()
-    for part in (init, init2, kx, kver):
+    for part in (init, init2, kx, kver, root):
         h.update(part.encode() + b"\0")
     for p in [busybox] + [p for _, p in mods]:
         st = os.stat(p)
@@ -628,6 +638,11 @@ class HostVM:
                   themselves) or "systemd" (/lib/systemd/systemd is PID 1, the
                   outer machine's enabled units start, init2 runs as
                   vmu-stage.service after libvirtd and vmupdate-restore.service)
+    root          the root file system the VM boots (default "/": this
+                  machine's); another one (a debootstrapped Debian 13 with a
+                  package installed, say) brings its own kernel and modules
+                  (<root>/boot, <root>/lib/modules) and nothing is hidden in
+                  it. It must not be in use (no mounts below it, no chroot).
     caps_cache    carry libvirt's QEMU capabilities cache between runs
                   (<cache_dir>/libvirt-caps): the inner libvirtd cannot use
                   the outer machine's cache (it was made with /dev/kvm usable)
@@ -638,7 +653,7 @@ class HostVM:
     def __init__(self, work_dir, pmem="memmap", pmem_size_mib=None, pmem_offset_mib=1024,
                  mem_mib=3072, smp=2, persist_root=False, persist_disk_mib=2048,
                  cache_dir=None, extra_append="", kernel=None, keep_disk=False, name=None,
-                 caps_cache=True, init="tini"):
+                 caps_cache=True, init="tini", root="/"):
         if init not in ("tini", "systemd"):
             raise ValueError("init must be 'tini' or 'systemd'")
         self.init = init
@@ -661,10 +676,11 @@ class HostVM:
         self.extra_append = extra_append
         self.name = name or os.path.basename(self.work_dir)
         self.caps_cache = caps_cache
+        self.root = os.path.abspath(root)
         if kernel:
             self.kernel, self.kver = kernel, os.path.basename(kernel).replace("vmlinuz-", "", 1)
         else:
-            self.kernel, self.kver = find_kernel()
+            self.kernel, self.kver = find_kernel(self.root)
         self.shared = os.path.join(self.work_dir, "shared")
         self.serial_path = os.path.join(self.work_dir, "serial.log")
         self.qemu_log_path = os.path.join(self.work_dir, "qemu.log")
@@ -714,7 +730,8 @@ class HostVM:
                 "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
                 "-kernel", self.kernel, "-initrd", self.initrd, "-append", self.cmdline(stage),
                 "-chardev", "file,id=ser0,path=%s" % self.serial_path, "-serial", "chardev:ser0",
-                "-virtfs", "local,path=/,mount_tag=%s,security_model=none,readonly=on,multidevs=remap" % ROOT_TAG,
+                "-virtfs", "local,path=%s,mount_tag=%s,security_model=none,readonly=on,multidevs=remap"
+                % (self.root, ROOT_TAG),
                 "-virtfs", "local,path=%s,mount_tag=%s,security_model=none,multidevs=remap" % (self.shared, SHARED_TAG),
                 "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path]
         if self.persist_root:
@@ -727,7 +744,7 @@ class HostVM:
 
     def _prepare(self, stage_script, files):
         os.makedirs(self.work_dir, exist_ok=True)
-        self.initrd = build_initramfs(self.cache_dir, self.kver)
+        self.initrd = build_initramfs(self.cache_dir, self.kver, self.root)
         if os.path.isdir(self.shared):
             shutil.rmtree(self.shared)
         os.makedirs(os.path.join(self.shared, ".vmu"))

@@ -20,7 +20,12 @@ mounted from /etc/fstab, vmupdate-restore.service (the unit the build made, only
 its ExecStart pointed at the binary under test) is enabled, host-update ends
 with `systemctl kexec` (a clean shutdown: a unit's ExecStop leaves a witness),
 and at boot the unit restores the guest before the stage runs.
+With --systemd --root DIR the host VM boots DIR instead (tests/package/test-deb
+--host-update: a fresh Debian 13 root with the vmupdate .deb, its own kernel,
+systemd, AppArmor): the hook link, the enabled restore unit and the AppArmor
+rule are the package's, and host-update runs the installed /usr/bin/vmupdate.
 Exit 0 pass, 1 fail, 77 skipped."""
+import hashlib
 import os
 import re
 import shutil
@@ -131,7 +136,12 @@ fail() {
   echo "VMU-STEP $1 FAIL $2"; exit 1
 }
 run() { echo "+ $*" >&2; "$@"; }
+# INSTALLED=1: the root has the vmupdate package installed (hook link, enabled
+# restore unit, AppArmor rule all from the package); else the build tree's
+# files are put in place here as the package would.
+INSTALLED=@INSTALLED@
 B=/shared/bin
+[ "$INSTALLED" = 1 ] && B=/usr/bin
 GUEST=@GUEST@
 V="virsh -c qemu:///system"
 SER=/shared/guest/counter.serial
@@ -170,8 +180,6 @@ case "$VMU_STAGE" in
   mkdir -p /mnt/pmem/ram
   sed -i '/^[[:space:]]*memory_backing_dir[[:space:]]*=/d' /etc/libvirt/qemu.conf
   echo 'memory_backing_dir = "/mnt/pmem/ram"' >> /etc/libvirt/qemu.conf
-  sed "s|^ExecStart=.*|ExecStart=$B/vmupdate restore --all --verbose|" $B/vmupdate-restore.service \
-      > /etc/systemd/system/vmupdate-restore.service
   cat > /etc/systemd/system/vmu-shutdown-witness.service <<'UNIT'
 [Unit]
 Description=records that a clean shutdown stopped services
@@ -184,8 +192,19 @@ ExecStart=/bin/true
 ExecStop=/bin/sh -c 'echo "stopped $(cat /proc/sys/kernel/random/boot_id)" >> /shared/shutdown-witness'
 UNIT
   systemctl daemon-reload
-  run systemctl enable vmupdate-restore.service || fail unit "enable vmupdate-restore.service"
   run systemctl start vmu-shutdown-witness.service || fail unit "start the witness"
+  if [ "$INSTALLED" = 1 ]; then
+    # What the package set up when it was installed, before this boot.
+    link=$(readlink /etc/libvirt/hooks/qemu.d/50-vmupdate)
+    [ "$link" = /usr/sbin/vmupdate-hook ] || fail package "hook link -> '$link'"
+    [ "$(systemctl is-enabled vmupdate-restore.service)" = enabled ] || fail package "restore unit not enabled"
+    [ -f /etc/apparmor.d/abstractions/libvirt-qemu.d/vmupdate ] || fail package "no AppArmor rule"
+    ok package "vmupdate $(dpkg-query -W -f='${Version}' vmupdate), $(. /etc/os-release; echo "$PRETTY_NAME"), kernel $(uname -r), $(libvirtd --version), $(qemu-system-x86_64 --version | head -n 1)"
+  else
+  sed "s|^ExecStart=.*|ExecStart=$B/vmupdate restore --all --verbose|" $B/vmupdate-restore.service \
+      > /etc/systemd/system/vmupdate-restore.service
+  systemctl daemon-reload
+  run systemctl enable vmupdate-restore.service || fail unit "enable vmupdate-restore.service"
   # As the package installs them: where libvirtd's AppArmor profile lets it run
   # them, and the rule a confined QEMU needs for vmupdate's restore.
   install -m 0755 $B/vmupdate-hook $B/vmupdate-restore-helper /usr/sbin/ || fail hook "copy to /usr/sbin"
@@ -200,6 +219,8 @@ UNIT
     ok aa-refused ;;
   esac
   run $B/vmupdate hook install --hook /usr/sbin/vmupdate-hook || fail hook "hook install"
+  fi
+  # memory_backing_dir changed: libvirtd reads qemu.conf at start
   run systemctl restart libvirtd.service || fail libvirtd "systemctl restart libvirtd"
   wait_libvirt
   ok libvirtd "$(systemctl is-active libvirtd.service virtlogd.service)"
@@ -251,45 +272,62 @@ def step(vm, name, timeout, since=0):
     return m, t
 
 
-def check_confinement(when, text):
-    """With AppArmor installed here, the host VM (Debian's kernel, AppArmor on by
-    default) loads libvirt's profiles at boot: the guest's QEMU must run confined
-    by its libvirt-UUID profile, in enforce mode, also the restored one."""
+def check_confinement(when, text, root="/"):
+    """With AppArmor installed in the VM's root, the host VM (Debian's kernel,
+    AppArmor on by default) loads libvirt's profiles at boot: the guest's QEMU
+    must run confined by its libvirt-UUID profile, in enforce mode, also the
+    restored one."""
     log("AppArmor %s: %s" % (when, text.strip()))
-    if not os.path.exists("/sbin/apparmor_parser"):
+    if not os.path.exists(os.path.join(root, "sbin/apparmor_parser")):
         return
     assert "apparmor=yes" in text, "AppArmor is not confining libvirt in the host VM: " + text
     assert re.search(r"qemu=libvirt-[0-9a-f-]{36}_\(enforce\)", text), \
         "the guest's QEMU %s is not confined by libvirt's profile: %s" % (when, text)
 
 
-def main_systemd(cli, hook, helper, guest, work_root):
+def main_systemd(cli, hook, helper, guest, work_root, root="/"):
+    """root "/": this machine's system with the build tree's files; another root
+    (tests/package/test-deb --host-update: Debian 13 with the .deb installed)
+    is booted with its own kernel and its installed vmupdate."""
+    installed = root != "/"
     unit = os.environ.get("VMUPDATE_RESTORE_UNIT",
                           os.path.join(REPO, "build", "vmupdate-restore.service"))
-    if not os.path.exists("/lib/systemd/systemd"):
-        vmtest.skip("systemd is not installed (the host VM boots this machine's system)")
-    if not os.path.exists(unit):
+    if not os.path.exists(os.path.join(root, "lib/systemd/systemd")):
+        vmtest.skip("systemd is not installed in %s (the host VM boots it)" % root)
+    if installed:
+        for f in ("usr/bin/vmupdate", "usr/sbin/vmupdate-hook", "usr/sbin/kexec"):
+            if not os.path.exists(os.path.join(root, f)):
+                vmtest.skip("%s missing in %s" % (f, root))
+    elif not os.path.exists(unit):
         vmtest.skip("%s not built" % unit)
     wd = os.path.join(work_root, "host-update-systemd-%d" % os.getpid())
     t0 = time.monotonic()
     xml = vmtest.domain_xml(GUEST, "/shared/guest/counter-guest.elf", memory_mib=128, fill_mib=64,
                             serial_log="/shared/guest/counter.serial")
+    files = {"guest/counter-guest.elf": "@" + guest, "guest/domain.xml": xml}
+    if not installed:
+        files.update({"bin/vmupdate": "@" + cli, "bin/vmupdate-hook": "@" + hook,
+                      "bin/vmupdate-restore-helper": "@" + helper,
+                      "bin/vmupdate-restore.service": "@" + unit,
+                      "bin/apparmor-vmupdate":
+                          "@" + os.path.join(REPO, "packaging/apparmor/libvirt-qemu.d-vmupdate")})
+    # libvirt's capabilities cache is per QEMU binary: one per root
+    cache = os.path.join(work_root, "cache" if not installed else
+                         "cache-" + hashlib.sha256(os.path.abspath(root).encode()).hexdigest()[:8])
     with hostvm.HostVM(wd, pmem="memmap", pmem_size_mib=512, persist_root=True, init="systemd",
-                       cache_dir=os.path.join(work_root, "cache")) as vm:
-        vm.start(STAGE_SYSTEMD.replace("@GUEST@", GUEST),
-                 files={"guest/counter-guest.elf": "@" + guest, "guest/domain.xml": xml,
-                        "bin/vmupdate": "@" + cli, "bin/vmupdate-hook": "@" + hook,
-                        "bin/vmupdate-restore-helper": "@" + helper,
-                        "bin/vmupdate-restore.service": "@" + unit,
-                        "bin/apparmor-vmupdate":
-                            "@" + os.path.join(REPO, "packaging/apparmor/libvirt-qemu.d-vmupdate")})
+                       cache_dir=cache, root=root) as vm:
+        vm.start(STAGE_SYSTEMD.replace("@GUEST@", GUEST).replace("@INSTALLED@", str(int(installed))),
+                 files=files)
         _, t_sd = step(vm, "systemd", 600)
-        if os.path.exists("/sbin/apparmor_parser"):
+        if installed:
+            m_pkg, _ = step(vm, "package", 120)
+            log("installed: " + m_pkg.group(1).strip())
+        elif os.path.exists("/sbin/apparmor_parser"):
             # hook install refused the build tree's hook: libvirtd could not run it.
             step(vm, "aa-refused", 600)
         step(vm, "libvirtd", 300)
         m_guest, _ = step(vm, "guest", 300)
-        check_confinement("before the update", m_guest.group(1))
+        check_confinement("before the update", m_guest.group(1), root)
         serial = vmtest.SerialLog(os.path.join(vm.shared, "guest", "counter.serial"))
         before = serial.last_tick()
         _, t_update = vm.wait_for(r"^VMU-HOST-UPDATE start", 120)
@@ -298,7 +336,7 @@ def main_systemd(cli, hook, helper, guest, work_root):
         assert m.group(1) == "1", m.group(0)
         _, t_boot2 = vm.wait_for(r"^VMU-BOOT stage=2 boot_id=(\S+)", 600)
         m_restored, t_restored = step(vm, "restore", 300)
-        check_confinement("after the restore", m_restored.group(1))
+        check_confinement("after the restore", m_restored.group(1), root)
         step(vm, "shutdown", 60)
         step(vm, "continued", 180)
         serial.assert_continued(before, serial.last_tick(), consecutive=False)
@@ -309,16 +347,25 @@ def main_systemd(cli, hook, helper, guest, work_root):
         ids = vm.boot_ids()
         assert [s for s, _, _ in ids] == ["1", "2"] and ids[0][1] != ids[1][1], \
             "the host VM did not reboot into stage 2 with a new boot id: %s" % ids
-        log("RESULT host-update (systemd): boot to stage 1 %.0f s; save %s s; systemctl kexec "
+        log("RESULT host-update (systemd%s): boot to stage 1 %.0f s; save %s s; systemctl kexec "
             "(clean shutdown) + boot + libvirtd + vmupdate-restore.service %.1f s; guest pause "
             "%s s; whole test %.0f s"
-            % (t_sd, m.group(2), t_restored - t_kexec, pause.group(1) if pause else "?",
-               time.monotonic() - t0))
+            % (", installed package in " + root if installed else "", t_sd, m.group(2),
+               t_restored - t_kexec, pause.group(1) if pause else "?", time.monotonic() - t0))
         log("vmupdate-restore.service output:\n" + restore_out)
     shutil.rmtree(wd, ignore_errors=True)
 
 
 def main():
+    args = sys.argv[1:]
+    if "--root" in args:
+        # Debian 13 + the installed package: its own kernel, tools and vmupdate
+        root = args[args.index("--root") + 1]
+        if os.geteuid() != 0:
+            vmtest.skip("the host VM tests need root")
+        guest = vmtest.find_test_guest()
+        work_root = os.environ.get("VMU_E2E_WORK", "/var/tmp/vmupdate-e2e")
+        return main_systemd(None, None, None, guest, work_root, root=root)
     hostvm.skip_unless_ready()
     guest = vmtest.find_test_guest()
     cli = os.environ.get("VMUPDATE_CLI", os.path.join(REPO, "build", "cli", "vmupdate"))
