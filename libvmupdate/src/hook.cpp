@@ -469,9 +469,20 @@ Result<void> drop_save(const Paths& paths, const StateDir& state, std::string_vi
     auto pres = preserved_dir(*backing, uuid);
     if (!pres)
         return std::unexpected(pres.error());
-    if (auto ok = drop_preserved(*pres); !ok)
+    auto dropped = drop_preserved(*pres);
+    // The save is over whether or not its links could go: a manifest kept because
+    // the QEMU user blocked their removal (a directory of its own planted in
+    // vmupdate's place) would stand for a save that no longer exists, and every
+    // later restore of the running domain would compare its RAM with it. Links
+    // left behind are replaced at the domain's next start.
+    if (auto ok = state.remove(uuid); !ok)
         return ok;
-    return state.remove(uuid);
+    if (!dropped) {
+        dropped.error().cause += "; the save's manifest is removed, the links stay until the "
+                                 "domain's next start replaces them";
+        return dropped;
+    }
+    return {};
 }
 
 std::string hook_daemon_mark(const Paths& paths) {

@@ -339,6 +339,32 @@ TEST_F(Hook, ReleaseDropsTheRamOfADomainStoppedForGood) {
     EXPECT_FALSE(manifest().has_value());
 }
 
+// Seen in fault.attacker: the QEMU user planted its own `vmupdate` directory, so
+// the links of a finished restore could not be dropped at the stop; the manifest
+// stayed "restored" and the next `vmupdate restore` of the cold-started domain
+// compared its new RAM with the old save.
+TEST_F(Hook, ReleaseForgetsAFinishedSaveEvenWhenItsLinksCannotGo) {
+    if (::geteuid() != 0)
+        GTEST_SKIP() << "needs root to plant another user's directory";
+    Manifest m = save();
+    m.state = SaveState::restored;
+    ASSERT_TRUE(state().store(m));
+    ::unlink(m.image.c_str()); // libvirt deletes the image of a finished restore
+    std::string top = backing + "/vmupdate";
+    fs::rename(top, backing + "/stolen");
+    ASSERT_EQ(::mkdir(top.c_str(), 0777), 0);
+    ASSERT_EQ(::chown(top.c_str(), 65534, 65534), 0);
+
+    auto out = run("release", "end", domain_xml(true));
+    EXPECT_EQ(out.exit_code, 0);
+    EXPECT_FALSE(manifest().has_value()) << "a finished save's manifest outlived the domain";
+    std::string log;
+    for (const auto& l : out.log)
+        log += l + "\n";
+    EXPECT_TRUE(contains(log, "the save's manifest is removed, the links stay")) << log;
+    EXPECT_EQ(stat_of(top).st_uid, 65534u) << "the planted directory was changed";
+}
+
 // A stock managed save holds the whole RAM in its image: pinning the old RAM too
 // would keep two copies, and on a full pmem pool block the stock restore.
 TEST_F(Hook, ReleaseDropsTheRamOfAStockManagedSave) {
