@@ -19,7 +19,7 @@ Asserted: three host boot ids, each guest continued (same guest boot id, ticks
 go on, memory checksum unchanged), and the RAM came from the handover. The
 RESULT line gives both guest pauses.
 
-Skipped when the LUO kernel has not been built (it takes about 30 min on two
+Skipped when the LUO kernel has not been built (it takes 20-30 min on two
 cores; `scripts/build-luo-kernel` caches it). Exit 0 pass, 1 fail, 77 skipped."""
 import os
 import re
