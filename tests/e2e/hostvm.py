@@ -973,6 +973,35 @@ class HostVM:
                                % (self.name, timeout, regex, [l for _, l in lines[-5:]]))
             time.sleep(0.05)
 
+    def wait_file(self, name, regex, timeout):
+        """Wait until the file `name` in the shared directory matches `regex`
+        (re.search, multi-line) and return (match, seconds since spawn). For
+        output the VM writes just before `systemctl kexec`: the shutdown may
+        stop the stage before it copies the file to the console, but what
+        reached the share stays. Raises VMFailed on timeout, or when QEMU has
+        exited and the file still does not match."""
+        rx = re.compile(regex, re.M)
+        path = os.path.join(self.shared, name)
+        deadline = time.monotonic() + timeout
+        while True:
+            alive = self.alive()
+            t = self.elapsed()
+            try:
+                with open(path, errors="replace") as f:
+                    m = rx.search(f.read())
+            except FileNotFoundError:
+                m = None
+            if m:
+                return m, t
+            if not alive:
+                raise VMFailed("hostvm %s: QEMU exited (rc=%s) and %s never matched %r"
+                               % (self.name, self.proc.returncode if self.proc else None,
+                                  path, regex))
+            if time.monotonic() >= deadline:
+                raise VMFailed("hostvm %s: timed out after %ss waiting for %r in %s"
+                               % (self.name, timeout, regex, path))
+            time.sleep(0.05)
+
     def boot_ids(self):
         """[(stage, boot_id, uptime_at_init2)] in boot order (from /shared/.vmu/boot_ids)."""
         out = []

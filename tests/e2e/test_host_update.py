@@ -331,8 +331,10 @@ def main_systemd(cli, hook, helper, guest, work_root, root="/"):
         serial = vmtest.SerialLog(os.path.join(vm.shared, "guest", "counter.serial"))
         before = serial.last_tick()
         _, t_update = vm.wait_for(r"^VMU-HOST-UPDATE start", 120)
-        m, t_kexec = vm.wait_for(r"saved (\d+) domain\(s\) in ([0-9.]+) s; state synced; "
-                                 r"kexec now \(systemctl kexec\)", 300)
+        # From the share, not the console: systemctl kexec may stop the stage
+        # before its `cat` of the output reaches the serial line.
+        m, t_kexec = vm.wait_file("update.out", r"saved (\d+) domain\(s\) in ([0-9.]+) s; "
+                                  r"state synced; kexec now \(systemctl kexec\)", 300)
         assert m.group(1) == "1", m.group(0)
         _, t_boot2 = vm.wait_for(r"^VMU-BOOT stage=2 boot_id=(\S+)", 600)
         m_restored, t_restored = step(vm, "restore", 300)
