@@ -11,6 +11,22 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "integ
 import vmtest  # noqa: E402
 import vmucli  # noqa: E402
 
+# The harness logs every command with its whole output as it runs; the demo
+# shows each command once, in order, so that log goes to a file.
+HARNESS_LOG = os.path.join(vmtest.LOG_DIR, "demo-harness.log")
+
+
+def _log_to_file(msg):
+    os.makedirs(vmtest.LOG_DIR, exist_ok=True)
+    with open(HARNESS_LOG, "a") as f:
+        f.write("%s\n" % msg)
+    if msg.startswith(("FAIL", "SKIP")):
+        print("%s\n(every command and its output: %s)" % (msg, HARNESS_LOG))
+
+
+vmtest.log = vmucli.log = _log_to_file
+sys.stdout.reconfigure(line_buffering=True)
+
 
 def show(cmd, r):
     print("\n$ %s" % cmd)
