@@ -20,7 +20,7 @@ def _log_to_file(msg):
     os.makedirs(vmtest.LOG_DIR, exist_ok=True)
     with open(HARNESS_LOG, "a") as f:
         f.write("%s\n" % msg)
-    if msg.startswith(("FAIL", "SKIP")):
+    if msg.startswith("FAIL"):
         print("%s\n(every command and its output: %s)" % (msg, HARNESS_LOG))
 
 
