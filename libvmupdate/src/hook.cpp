@@ -1,5 +1,6 @@
 #include "vmupdate/hook.hpp"
 
+#include "clock.hpp"
 #include "fd.hpp"
 #include "fsutil.hpp"
 #include "process_mark.hpp"
@@ -49,12 +50,6 @@ struct Context {
         log("refused: " + e.message());
     }
 };
-
-std::int64_t now_us() {
-    timespec ts{};
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return static_cast<std::int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
-}
 
 // getrandom(2) rather than std::random_device, which reports failure by throwing.
 // The id only has to be unique per restore attempt.

@@ -1,5 +1,6 @@
 #include "vmupdate/libvirt.hpp"
 
+#include "clock.hpp"
 #include "libvirt_impl.hpp"
 
 #include <array>
@@ -289,12 +290,6 @@ std::string detail_name(int event, int detail) {
     default:
         return std::to_string(detail);
     }
-}
-
-std::int64_t now_us() {
-    timespec ts{};
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return static_cast<std::int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
 }
 
 } // namespace

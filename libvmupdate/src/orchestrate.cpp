@@ -1,5 +1,6 @@
 #include "vmupdate/orchestrate.hpp"
 
+#include "clock.hpp"
 #include "domain_info.hpp"
 #include "domain_log.hpp"
 #include "fsutil.hpp"
@@ -34,12 +35,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view capability = "x-ignore-shared";
 constexpr auto lock_wait = 5s;
-
-std::int64_t now_us() {
-    timespec ts{};
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return static_cast<std::int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
-}
 
 double seconds_since(Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();

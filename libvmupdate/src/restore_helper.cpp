@@ -1,5 +1,6 @@
 #include "vmupdate/restore_helper.hpp"
 
+#include "clock.hpp"
 #include "fd.hpp"
 #include "test_point.hpp"
 #include "vmupdate/domain_xml.hpp"
@@ -23,12 +24,6 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view capability = "x-ignore-shared";
-
-std::int64_t now_us() {
-    timespec ts{};
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return static_cast<std::int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
-}
 
 bool is_lower_hex(std::string_view s) {
     return !s.empty() && s.size() <= 64 &&
