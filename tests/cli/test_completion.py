@@ -22,15 +22,24 @@ try:
     fake_virsh = os.path.join(tmp, "virsh")
     with open(fake_virsh, "w") as f:
         f.write('#!/bin/sh\necho "$@" >> "%s/virsh.args"\nprintf "web1\\nweb2\\ndb1\\n\\n"\n' % tmp)
+    # The completion asks the vmupdate typed what to offer (__complete); these
+    # fakes pass that on to the real one.
+    complete_cmd = 'if [ "$1" = __complete ]; then exec "%s" "$@"; fi\n' % os.path.abspath(cli)
     # A vmupdate whose status says only db1 has a save.
     fake_cli = os.path.join(tmp, "vmupdate")
     with open(fake_cli, "w") as f:
-        f.write("#!/bin/sh\necho \"$@\" >> \"%s/vmupdate.args\"\ncat <<'J'\n" % tmp +
+        f.write("#!/bin/sh\n" + complete_cmd +
+                "echo \"$@\" >> \"%s/vmupdate.args\"\ncat <<'J'\n" % tmp +
                 '[\n  {\n    "name": "web1",\n    "save_state": "",\n    "saved": false,\n'
                 '    "uuid": "u1"\n  },\n  {\n    "name": "db1",\n    "save_state": "saved",\n'
                 '    "saved": true,\n    "uuid": "u2"\n  }\n]\nJ\n')
+    # A vmupdate whose status does not answer (not root, no libvirt).
+    silent_cli = os.path.join(tmp, "vmupdate-silent")
+    with open(silent_cli, "w") as f:
+        f.write("#!/bin/sh\n" + complete_cmd + "exit 1\n")
     os.chmod(fake_virsh, 0o755)
     os.chmod(fake_cli, 0o755)
+    os.chmod(silent_cli, 0o755)
     env = dict(os.environ, PATH=tmp + ":" + os.environ.get("PATH", "/usr/bin:/bin"))
 
     def complete(*words, command="vmupdate"):
@@ -88,7 +97,7 @@ try:
         c.check(f.readline().split() == ["-c", "test:///x", "status", "--json"],
                 "status --json called with -c")
     # ... or every domain when vmupdate status does not answer.
-    expect(complete("restore", "", command="/bin/false"), ["web1", "web2", "db1"],
+    expect(complete("restore", "", command=silent_cli), ["web1", "web2", "db1"],
            "restore without status: all domains")
     # No options or domains after options that take a value.
     expect(complete("save", "--parallel", ""), [], "save --parallel")
