@@ -42,13 +42,14 @@ try:
     os.chmod(silent_cli, 0o755)
     env = dict(os.environ, PATH=tmp + ":" + os.environ.get("PATH", "/usr/bin:/bin"))
 
-    def complete(*words, command="vmupdate"):
+    def complete(*words, command="vmupdate", path=None):
         """The candidates for the last word of `command words...`."""
         prog = ('source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); '
                 'COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}; _vmupdate; '
                 'printf "%s\\n" "${COMPREPLY[@]}"')
         out = subprocess.run(["bash", "--norc", "--noprofile", "-c", prog, "bash", script,
-                              command, *words], capture_output=True, text=True, env=env,
+                              command, *words], capture_output=True, text=True,
+                             env=dict(env, PATH=path) if path else env,
                              timeout=30)
         c.check(out.returncode == 0 and out.stderr == "",
                 "completing %s: exit %d, %s" % (words, out.returncode, out.stderr))
@@ -102,6 +103,25 @@ try:
     # No options or domains after options that take a value.
     expect(complete("save", "--parallel", ""), [], "save --parallel")
     expect(complete("status", ""), [], "status takes no domain")
+
+    # Domain names are data, whoever chose them: completing them runs nothing
+    # they contain, and offers each quoted (printf %q) so that the line runs
+    # with the name as it is.
+    evil_dir = os.path.join(tmp, "evil")
+    os.mkdir(evil_dir)
+    pwned = [os.path.join(tmp, "pwned-dollar"), os.path.join(tmp, "pwned-backtick")]
+    evil = ["$(touch %s)" % pwned[0], "`touch %s`" % pwned[1], "web 3", "web'4", "*"]
+    with open(os.path.join(evil_dir, "virsh"), "w") as f:
+        f.write("#!/bin/sh\ncat <<'N'\n" + "\n".join(evil) + "\nN\n")
+    os.chmod(os.path.join(evil_dir, "virsh"), 0o755)
+    evil_path = evil_dir + ":" + env["PATH"]
+    quoted = subprocess.run(["bash", "-c", 'printf "%q\\n" "$@"', "bash", *evil],
+                            capture_output=True, text=True).stdout.split("\n")[:-1]
+    expect(complete("save", "", path=evil_path), quoted, "save: names offered quoted")
+    expect(complete("prepare", "web", path=evil_path), quoted[2:4], "prepare web: quoted")
+    expect(complete("save", "$(", path=evil_path), quoted[:1], "save $(: the name, quoted")
+    for p in pwned:
+        c.check(not os.path.exists(p), "completing a domain name ran it: %s exists" % p)
 finally:
     shutil.rmtree(tmp)
 c.done()
