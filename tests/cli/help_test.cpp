@@ -1,5 +1,6 @@
-// The help the command table prints (cli/help.hpp): every command has a usage line, the overview
-// lists them all, and -h/--help is recognised only among a command's options.
+// The help printed from the command table (cli/help.hpp): every command has a
+// usage line, the overview lists them all, and -h/--help is recognised only
+// among a command's options.
 #include "help.hpp"
 
 #include <gtest/gtest.h>
