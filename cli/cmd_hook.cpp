@@ -5,8 +5,10 @@
 #include "session.hpp"
 #include "vmupdate/orchestrate.hpp"
 
+#include <cerrno>
 #include <filesystem>
 #include <iostream>
+#include <sys/stat.h>
 
 namespace vmupdate::cli {
 namespace {
@@ -23,6 +25,10 @@ int cmd_hook_install(const Invocation& in) {
     Paths paths;
     handle_interrupts();
     std::string hook = in.args.value("--hook").value_or("");
+    // A --hook that is not there is a typo on the command line (exit 2); the
+    // default one missing is a broken install, a failure like any other.
+    if (struct stat st{}; !hook.empty() && stat(hook.c_str(), &st) != 0 && errno == ENOENT)
+        return report(Error{Errc::invalid_input, hook, "cannot install the hook", "no such file"});
     if (hook.empty())
         hook = default_hook_path();
     if (in.args.has("--dry-run")) {
