@@ -42,14 +42,14 @@ try:
     os.chmod(silent_cli, 0o755)
     env = dict(os.environ, PATH=tmp + ":" + os.environ.get("PATH", "/usr/bin:/bin"))
 
-    def complete(*words, command="vmupdate", path=None):
+    def complete(*words, command="vmupdate", path=None, home=None):
         """The candidates for the last word of `command words...`."""
         prog = ('source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); '
                 'COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}; _vmupdate; '
                 'printf "%s\\n" "${COMPREPLY[@]}"')
         out = subprocess.run(["bash", "--norc", "--noprofile", "-c", prog, "bash", script,
                               command, *words], capture_output=True, text=True,
-                             env=dict(env, PATH=path) if path else env,
+                             env=dict(env, PATH=path or env["PATH"], HOME=home or tmp),
                              timeout=30)
         c.check(out.returncode == 0 and out.stderr == "",
                 "completing %s: exit %d, %s" % (words, out.returncode, out.stderr))
@@ -67,6 +67,8 @@ try:
     for name in names:
         expect(complete(*name.split(), "-"), options(cli, name), "options of " + name)
     expect(complete("save", "--p"), ["--parallel"], "save --p")
+    # The vmupdate typed as ~/..., expanded as the shell will run it.
+    expect(complete("po", command="~/vmupdate", home=tmp), ["pool"], "~/vmupdate po")
     for group in groups(names):
         subs = [n.split()[1] for n in names if n.startswith(group + " ")]
         expect([w for w in complete(group, "") if not w.startswith("-")], subs,
