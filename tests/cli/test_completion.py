@@ -22,24 +22,34 @@ try:
     fake_virsh = os.path.join(tmp, "virsh")
     with open(fake_virsh, "w") as f:
         f.write('#!/bin/sh\necho "$@" >> "%s/virsh.args"\nprintf "web1\\nweb2\\ndb1\\n\\n"\n' % tmp)
+    # The completion asks the vmupdate typed what to offer (__complete); these
+    # fakes pass that on to the real one.
+    complete_cmd = 'if [ "$1" = __complete ]; then exec "%s" "$@"; fi\n' % os.path.abspath(cli)
     # A vmupdate whose status says only db1 has a save.
     fake_cli = os.path.join(tmp, "vmupdate")
     with open(fake_cli, "w") as f:
-        f.write("#!/bin/sh\necho \"$@\" >> \"%s/vmupdate.args\"\ncat <<'J'\n" % tmp +
+        f.write("#!/bin/sh\n" + complete_cmd +
+                "echo \"$@\" >> \"%s/vmupdate.args\"\ncat <<'J'\n" % tmp +
                 '[\n  {\n    "name": "web1",\n    "save_state": "",\n    "saved": false,\n'
                 '    "uuid": "u1"\n  },\n  {\n    "name": "db1",\n    "save_state": "saved",\n'
                 '    "saved": true,\n    "uuid": "u2"\n  }\n]\nJ\n')
+    # A vmupdate whose status does not answer (not root, no libvirt).
+    silent_cli = os.path.join(tmp, "vmupdate-silent")
+    with open(silent_cli, "w") as f:
+        f.write("#!/bin/sh\n" + complete_cmd + "exit 1\n")
     os.chmod(fake_virsh, 0o755)
     os.chmod(fake_cli, 0o755)
+    os.chmod(silent_cli, 0o755)
     env = dict(os.environ, PATH=tmp + ":" + os.environ.get("PATH", "/usr/bin:/bin"))
 
-    def complete(*words, command="vmupdate"):
+    def complete(*words, command="vmupdate", path=None, home=None):
         """The candidates for the last word of `command words...`."""
         prog = ('source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); '
                 'COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}; _vmupdate; '
                 'printf "%s\\n" "${COMPREPLY[@]}"')
         out = subprocess.run(["bash", "--norc", "--noprofile", "-c", prog, "bash", script,
-                              command, *words], capture_output=True, text=True, env=env,
+                              command, *words], capture_output=True, text=True,
+                             env=dict(env, PATH=path or env["PATH"], HOME=home or tmp),
                              timeout=30)
         c.check(out.returncode == 0 and out.stderr == "",
                 "completing %s: exit %d, %s" % (words, out.returncode, out.stderr))
@@ -57,6 +67,8 @@ try:
     for name in names:
         expect(complete(*name.split(), "-"), options(cli, name), "options of " + name)
     expect(complete("save", "--p"), ["--parallel"], "save --p")
+    # The vmupdate typed as ~/..., expanded as the shell will run it.
+    expect(complete("po", command="~/vmupdate", home=tmp), ["pool"], "~/vmupdate po")
     for group in groups(names):
         subs = [n.split()[1] for n in names if n.startswith(group + " ")]
         expect([w for w in complete(group, "") if not w.startswith("-")], subs,
@@ -88,11 +100,30 @@ try:
         c.check(f.readline().split() == ["-c", "test:///x", "status", "--json"],
                 "status --json called with -c")
     # ... or every domain when vmupdate status does not answer.
-    expect(complete("restore", "", command="/bin/false"), ["web1", "web2", "db1"],
+    expect(complete("restore", "", command=silent_cli), ["web1", "web2", "db1"],
            "restore without status: all domains")
     # No options or domains after options that take a value.
     expect(complete("save", "--parallel", ""), [], "save --parallel")
     expect(complete("status", ""), [], "status takes no domain")
+
+    # Domain names are data, whoever chose them: completing them runs nothing
+    # they contain, and offers each quoted (printf %q) so that the line runs
+    # with the name as it is.
+    evil_dir = os.path.join(tmp, "evil")
+    os.mkdir(evil_dir)
+    pwned = [os.path.join(tmp, "pwned-dollar"), os.path.join(tmp, "pwned-backtick")]
+    evil = ["$(touch %s)" % pwned[0], "`touch %s`" % pwned[1], "web 3", "web'4", "*"]
+    with open(os.path.join(evil_dir, "virsh"), "w") as f:
+        f.write("#!/bin/sh\ncat <<'N'\n" + "\n".join(evil) + "\nN\n")
+    os.chmod(os.path.join(evil_dir, "virsh"), 0o755)
+    evil_path = evil_dir + ":" + env["PATH"]
+    quoted = subprocess.run(["bash", "-c", 'printf "%q\\n" "$@"', "bash", *evil],
+                            capture_output=True, text=True).stdout.split("\n")[:-1]
+    expect(complete("save", "", path=evil_path), quoted, "save: names offered quoted")
+    expect(complete("prepare", "web", path=evil_path), quoted[2:4], "prepare web: quoted")
+    expect(complete("save", "$(", path=evil_path), quoted[:1], "save $(: the name, quoted")
+    for p in pwned:
+        c.check(not os.path.exists(p), "completing a domain name ran it: %s exists" % p)
 finally:
     shutil.rmtree(tmp)
 c.done()

@@ -66,4 +66,16 @@ for args in (["--bogus"], ["bogus"], ["bogus", "--help"], ["help", "bogus"],
     c.check(out.returncode == 2 and out.stderr.startswith("vmupdate: ") and out.stdout == "",
             "vmupdate %s: exit %d (want 2), stderr %r"
             % (" ".join(args), out.returncode, out.stderr.strip()))
+
+# A --hook that is not there is invalid input (exit 2), not a failure, with or
+# without --dry-run; nothing is linked.
+missing = "/nonexistent/vmupdate-hook"
+for args in (["hook", "install", "--hook", missing, "--dry-run"],
+             ["hook", "install", "--hook=" + missing]):
+    out = run(cli, *args)
+    c.check(out.returncode == 2
+            and out.stderr == "vmupdate: %s: cannot install the hook: no such file\n" % missing
+            and out.stdout == "",
+            "vmupdate %s: exit %d (want 2), stderr %r"
+            % (" ".join(args), out.returncode, out.stderr.strip()))
 c.done()

@@ -1,0 +1,132 @@
+// `vmupdate host-update --kernel K ...`: save every VM, kexec into kernel K;
+// vmupdate-restore.service restores them at boot. (--packages: cmd_package_update.cpp.)
+#include "handlers.hpp"
+#include "output.hpp"
+#include "session.hpp"
+#include "vmupdate/handover.hpp"
+#include "vmupdate/host.hpp"
+#include "vmupdate/host_update.hpp"
+#include "vmupdate/pool.hpp"
+
+#include <iomanip>
+#include <iostream>
+#include <optional>
+
+namespace vmupdate::cli {
+namespace {
+
+// The kernel options: K, its initramfs and its command line; an exit code when
+// they do not add up.
+std::optional<int> read_kexec(const Invocation& in, KexecPlan& kexec) {
+    kexec.kernel = in.args.value("--kernel").value_or("");
+    kexec.initrd = in.args.value("--initrd").value_or("");
+    kexec.cmdline = in.args.value("--append").value_or("");
+    bool append = in.args.has("--append"), reuse = in.args.has("--reuse-cmdline");
+    if (kexec.kernel.empty())
+        return usage_error("host-update needs --kernel", "host-update");
+    if (append == reuse)
+        return usage_error("host-update needs either --append ARGS or --reuse-cmdline",
+                           "host-update");
+    if (reuse) {
+        auto c = current_cmdline();
+        if (!c)
+            return report(c.error());
+        kexec.cmdline = *c;
+    }
+    return std::nullopt;
+}
+
+void print_plan(const KexecPlan& kexec, const HostUpdatePlan& plan, unsigned parallel) {
+    std::cout << "plan: kexec into " << kexec.kernel
+              << (kexec.initrd.empty() ? "" : " with " + kexec.initrd)
+              << "\n  command line: " << kexec.cmdline << "\n  save " << plan.domains.size()
+              << " domain(s), at most " << parallel << " at once:\n";
+    for (const auto& d : plan.domains)
+        std::cout << "    " << d.name << ": RAM " << format_size(d.ram_bytes) << " on "
+                  << d.filesystem << '\n';
+    std::cout
+        << "  then: vmupdate-restore.service (vmupdate restore --all) restores them at boot\n";
+}
+
+// --dry-run, or the user's answer; an exit code when it stops here (the loaded
+// kernel unloaded again).
+std::optional<int> go_ahead(const Invocation& in) {
+    if (in.args.has("--dry-run")) {
+        (void)kexec_unload();
+        std::cout << "dry run: pre-flight passed, the kernel loaded and unloaded again; nothing "
+                     "was paused\n";
+        return 0;
+    }
+    if (in.args.has("--yes"))
+        return std::nullopt;
+    switch (confirm()) {
+    case Answer::yes:
+        return std::nullopt;
+    case Answer::not_a_terminal:
+        (void)kexec_unload();
+        return usage_error("host-update: confirm with --yes (standard input is not a terminal)",
+                           "host-update");
+    case Answer::no:
+        break;
+    }
+    (void)kexec_unload();
+    std::cout << "nothing done\n";
+    return 0;
+}
+
+int save_and_kexec(Session& session, const Paths& paths, const HostUpdatePlan& plan,
+                   unsigned parallel) {
+    auto saved = save_for_host_update(session.conn, paths, plan, session.events, parallel);
+    if (!saved)
+        return report(saved.error());
+    for (const auto& r : saved->saved)
+        std::cout << r.name << ": saved: device state " << format_size(r.image_bytes) << '\n';
+    std::cout << "saved " << saved->saved.size() << " domain(s) in " << std::fixed
+              << std::setprecision(2) << saved->seconds << " s; state synced; kexec now ("
+              << (kexec_method() == KexecVia::systemd ? "systemctl kexec" : "kexec -e") << ")"
+              << std::endl;
+    auto ok = kexec_into_new_kernel(session.conn, paths, *saved, session.events, parallel);
+    if (!ok)
+        return report(ok.error());
+    std::cout << "systemd is shutting down into the new kernel; vmupdate-restore.service "
+                 "restores the domains at boot"
+              << std::endl;
+    return 0;
+}
+
+} // namespace
+
+int cmd_host_update(const Invocation& in) {
+    handle_interrupts();
+    if (in.args.has("--packages"))
+        return cmd_package_update(in);
+    Paths paths;
+    KexecPlan kexec;
+    if (auto done = read_kexec(in, kexec))
+        return *done;
+    auto session = open_session(in.uri);
+    if (!session)
+        return report(session.error());
+    auto plan = plan_host_update(session->conn, paths, kexec);
+    if (!plan)
+        return report(plan.error());
+    if (refuse("host-update", plan->warnings, plan->offenders))
+        return 2;
+    auto parallel = static_cast<unsigned>(in.args.integer("--parallel", 4));
+    print_plan(kexec, *plan, parallel);
+    if (auto done = go_ahead(in))
+        return *done;
+    return save_and_kexec(*session, paths, *plan, parallel);
+}
+
+int cmd_handover_hold(const Invocation& in) {
+    Paths paths;
+    handle_interrupts();
+    if (in.args.operands.empty())
+        return usage_error("handover-hold needs domain UUIDs");
+    if (auto ok = hold_handover(paths, in.args.operands); !ok)
+        return report(ok.error());
+    return 0;
+}
+
+} // namespace vmupdate::cli
