@@ -1,13 +1,12 @@
 // File system helpers for crash-safe state: atomic replacement, durable
-// directories, hashing. Private header.
+// directories, hashing (fsutil.cpp), and directories opened and created without
+// following links (dirs.cpp). Private header.
 #pragma once
 
 #include "fd.hpp"
 #include "vmupdate/error.hpp"
 
-#include <array>
 #include <cstddef>
-#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -74,25 +73,10 @@ struct Owner {
 /// The lowercase hex SHA-256 of a file's content.
 [[nodiscard]] Result<std::string> sha256_file(const std::string& path);
 
+/// The last component of `path` (all of it when it has no '/').
+[[nodiscard]] std::string base_name(std::string_view path);
+
 /// The directory part of `path` ("." when it has none), for syncing after a rename.
 [[nodiscard]] std::string parent_dir(std::string_view path);
-
-/// Incremental SHA-256 (FIPS 180-4).
-class Sha256 {
-public:
-    Sha256();
-    /// Hashes more input.
-    void update(std::string_view data);
-    /// Finishes and returns the lowercase hex digest; the object is spent afterwards.
-    [[nodiscard]] std::string hex_digest();
-
-private:
-    void block(const unsigned char* p);
-
-    std::array<std::uint32_t, 8> h_;
-    std::array<unsigned char, 64> buffer_{};
-    std::size_t buffered_ = 0;
-    std::uint64_t length_ = 0;
-};
 
 } // namespace vmupdate

@@ -2,6 +2,7 @@
 
 #include "fd.hpp"
 #include "fsutil.hpp"
+#include "sha256.hpp"
 
 #include <algorithm>
 #include <cerrno>
