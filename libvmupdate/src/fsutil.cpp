@@ -167,6 +167,32 @@ Result<std::string> read_file(const std::string& path, std::size_t max) {
     return out;
 }
 
+Result<std::optional<std::string>> read_file_if_exists(const std::string& path, std::size_t max) {
+    auto text = read_file(path, max);
+    if (!text) {
+        if (text.error().code == Errc::not_found)
+            return std::nullopt;
+        return std::unexpected(text.error());
+    }
+    return std::move(*text);
+}
+
+Result<std::size_t> pread_full(int fd, char* buf, std::size_t len, std::uint64_t at,
+                               const std::string& object, const std::string& step) {
+    std::size_t got = 0;
+    while (got < len) {
+        ssize_t n = ::pread(fd, buf + got, len - got, static_cast<off_t>(at + got));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return fail_errno(errno, object, step);
+        if (n == 0)
+            break;
+        got += static_cast<std::size_t>(n);
+    }
+    return got;
+}
+
 Result<std::string> read_file_tail(const std::string& path, std::size_t max) {
     auto fd = open_to_read(path);
     if (!fd)

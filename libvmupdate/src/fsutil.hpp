@@ -7,6 +7,7 @@
 #include "vmupdate/error.hpp"
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,6 +25,15 @@ namespace vmupdate {
 /// Reads a whole file; Errc::not_found when it does not exist, Errc::invalid_input
 /// when it is larger than `max` bytes.
 [[nodiscard]] Result<std::string> read_file(const std::string& path, std::size_t max);
+
+/// read_file, with nullopt when the file does not exist.
+[[nodiscard]] Result<std::optional<std::string>> read_file_if_exists(const std::string& path,
+                                                                     std::size_t max);
+
+/// Reads `len` bytes at offset `at` of `fd` into `buf`, fewer only at the end of
+/// the file; returns how many. A read error is reported as `step` on `object`.
+[[nodiscard]] Result<std::size_t> pread_full(int fd, char* buf, std::size_t len, std::uint64_t at,
+                                             const std::string& object, const std::string& step);
 
 /// Reads the last `max` bytes of a file (all of it when smaller); Errc::not_found
 /// when it does not exist.

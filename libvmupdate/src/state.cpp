@@ -96,13 +96,12 @@ Result<std::optional<Manifest>> StateDir::load(std::string_view uuid) const {
     if (auto r = check_uuid(uuid); !r)
         return std::unexpected(r.error());
     std::string file = path_ + "/manifests/" + std::string(uuid) + std::string(manifest_suffix);
-    auto text = read_file(file, max_manifest_size);
-    if (!text) {
-        if (text.error().code == Errc::not_found)
-            return std::nullopt;
+    auto text = read_file_if_exists(file, max_manifest_size);
+    if (!text)
         return std::unexpected(text.error());
-    }
-    auto manifest = parse_manifest(*text, file);
+    if (!*text)
+        return std::nullopt;
+    auto manifest = parse_manifest(**text, file);
     if (!manifest)
         return std::unexpected(manifest.error());
     // A manifest filed under another domain's name was moved or copied by hand;
@@ -253,13 +252,12 @@ Result<std::optional<std::int64_t>> StateDir::last_pause(std::string_view uuid) 
     if (auto r = check_uuid(uuid); !r)
         return std::unexpected(r.error());
     std::string file = path_ + "/pause/" + std::string(uuid);
-    auto text = read_file(file, 64);
-    if (!text) {
-        if (text.error().code == Errc::not_found)
-            return std::nullopt;
+    auto text = read_file_if_exists(file, 64);
+    if (!text)
         return std::unexpected(text.error());
-    }
-    std::string_view s = *text;
+    if (!*text)
+        return std::nullopt;
+    std::string_view s = **text;
     if (s.ends_with('\n'))
         s.remove_suffix(1);
     std::int64_t value{};
