@@ -111,20 +111,32 @@ using qmp::string_member;
 
 namespace {
 
+constexpr const char* reply_step = "cannot read the reply";
+
+// The return text of `command` parsed; refused unless it is a JSON array
+// (`array`) or object.
+Result<json> parse_return(std::string_view return_json, const std::string& command, bool array) {
+    json j = parse(return_json);
+    if (j.is_discarded() || (array ? !j.is_array() : !j.is_object()))
+        return fail(Errc::invalid_input, command, reply_step,
+                    std::string(array ? "not a JSON array: " : "not a JSON object: ") +
+                        excerpt(return_json));
+    return j;
+}
+
 // A string member of query-migrate's return object, or `absent`.
 Result<std::string> query_migrate_member(std::string_view query_return_json, const char* key,
                                          const char* absent) {
-    const std::string object = "query-migrate";
-    const std::string step = "cannot read the reply";
-    json j = parse(query_return_json);
-    if (j.is_discarded() || !j.is_object())
-        return fail(Errc::invalid_input, object, step,
-                    "not a JSON object: " + excerpt(query_return_json));
+    auto parsed = parse_return(query_return_json, "query-migrate", false);
+    if (!parsed)
+        return std::unexpected(parsed.error());
+    const json& j = *parsed;
     auto it = j.find(key);
     if (it == j.end())
         return absent;
     if (!it->is_string())
-        return fail(Errc::invalid_input, object, step, std::string(key) + " is not a string");
+        return fail(Errc::invalid_input, "query-migrate", reply_step,
+                    std::string(key) + " is not a string");
     return it->get<std::string>();
 }
 
@@ -138,20 +150,18 @@ std::string capability_arguments(std::string_view capability, bool on) {
 
 Result<bool> capability_state(std::string_view query_return_json, std::string_view capability) {
     const std::string object = "query-migrate-capabilities";
-    const std::string step = "cannot read the reply";
-    json j = parse(query_return_json);
-    if (j.is_discarded() || !j.is_array())
-        return fail(Errc::invalid_input, object, step,
-                    "not a JSON array: " + excerpt(query_return_json));
-    for (const json& entry : j) {
+    auto parsed = parse_return(query_return_json, object, true);
+    if (!parsed)
+        return std::unexpected(parsed.error());
+    for (const json& entry : *parsed) {
         if (!entry.is_object())
-            return fail(Errc::invalid_input, object, step, "an entry is not a JSON object");
+            return fail(Errc::invalid_input, object, reply_step, "an entry is not a JSON object");
         const std::string* name = string_member(entry, "capability");
         if (name == nullptr || *name != capability)
             continue;
         auto state = entry.find("state");
         if (state == entry.end() || !state->is_boolean())
-            return fail(Errc::invalid_input, object, step,
+            return fail(Errc::invalid_input, object, reply_step,
                         "capability " + *name + " has no boolean state");
         return state->get<bool>();
     }
