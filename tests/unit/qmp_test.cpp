@@ -96,6 +96,13 @@ private:
 
 // That `r` failed with a timeout, no sooner than `ms` after `start` and well
 // within 2 s.
+// That `r` failed with a protocol error whose cause contains `cause`.
+template <typename T> void expect_qmp_error(const Result<T>& r, std::string_view cause = {}) {
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Errc::qmp);
+    EXPECT_NE(r.error().cause.find(cause), std::string::npos) << r.error().cause;
+}
+
 template <typename T>
 void expect_timed_out(const Result<T>& r, Clock::time_point start, long long ms) {
     ASSERT_FALSE(r);
@@ -407,9 +414,7 @@ TEST(QmpClient, RejectsJsonThatIsNotAnObject) {
     });
     auto client = QmpClient::adopt(qemu.take_fd(), "fake.sock", 2s);
     ASSERT_TRUE(client) << client.error().message();
-    auto r = client->execute("query-migrate");
-    ASSERT_FALSE(r);
-    EXPECT_EQ(r.error().code, Errc::qmp);
+    ASSERT_NO_FATAL_FAILURE(expect_qmp_error(client->execute("query-migrate")));
 }
 
 TEST(QmpClient, RejectsAPeerThatIsNotQmp) {
@@ -418,9 +423,7 @@ TEST(QmpClient, RejectsAPeerThatIsNotQmp) {
         p.wait_closed();
     });
     auto client = QmpClient::adopt(qemu.take_fd(), "fake.sock", 2s);
-    ASSERT_FALSE(client);
-    EXPECT_EQ(client.error().code, Errc::qmp);
-    EXPECT_NE(client.error().cause.find("not a QMP greeting"), std::string::npos);
+    ASSERT_NO_FATAL_FAILURE(expect_qmp_error(client, "not a QMP greeting"));
 }
 
 TEST(QmpClient, RejectsOverlongMessages) {
@@ -432,10 +435,7 @@ TEST(QmpClient, RejectsOverlongMessages) {
     });
     auto client = QmpClient::adopt(qemu.take_fd(), "fake.sock", 2s);
     ASSERT_TRUE(client) << client.error().message();
-    auto r = client->execute("query-migrate", {}, 5s);
-    ASSERT_FALSE(r);
-    EXPECT_EQ(r.error().code, Errc::qmp);
-    EXPECT_NE(r.error().cause.find("16 MiB"), std::string::npos) << r.error().cause;
+    ASSERT_NO_FATAL_FAILURE(expect_qmp_error(client->execute("query-migrate", {}, 5s), "16 MiB"));
 }
 
 TEST(QmpClient, SkipsBlankLines) {
@@ -619,10 +619,8 @@ TEST(QmpClient, MessageLimitIsAnOption) {
     options.limits.max_message = 4096;
     auto client = QmpClient::adopt(qemu.take_fd(), "fake.sock", 2s, options);
     ASSERT_TRUE(client) << client.error().message();
-    auto r = client->execute("query-migrate", {}, 2s);
-    ASSERT_FALSE(r);
-    EXPECT_EQ(r.error().code, Errc::qmp);
-    EXPECT_NE(r.error().cause.find("longer than 4096 bytes"), std::string::npos) << r.error().cause;
+    ASSERT_NO_FATAL_FAILURE(
+        expect_qmp_error(client->execute("query-migrate", {}, 2s), "longer than 4096 bytes"));
 }
 
 TEST(QmpClient, RejectsACompleteLineOverTheLimit) {
@@ -656,11 +654,8 @@ TEST(QmpClient, RejectsDeepNestingBeforeParsing) {
     ASSERT_TRUE(client) << client.error().message();
     auto ok = client->wait_event("OK", 2s);
     ASSERT_TRUE(ok) << ok.error().message();
-    auto deep = client->wait_event("DEEP", 2s);
-    ASSERT_FALSE(deep);
-    EXPECT_EQ(deep.error().code, Errc::qmp);
-    EXPECT_NE(deep.error().cause.find("nested deeper than 64"), std::string::npos)
-        << deep.error().cause;
+    ASSERT_NO_FATAL_FAILURE(
+        expect_qmp_error(client->wait_event("DEEP", 2s), "nested deeper than 64"));
 }
 
 TEST(QmpClient, AcceptsNestingUpToTheLimit) {
