@@ -177,11 +177,11 @@ Result<std::optional<std::string>> read_file_if_exists(const std::string& path, 
     return std::move(*text);
 }
 
-Result<std::size_t> pread_full(int fd, char* buf, std::size_t len, std::uint64_t at,
-                               const std::string& object, const std::string& step) {
+Result<std::size_t> read_full(int fd, char* buf, std::size_t len, const std::string& object,
+                              const std::string& step) {
     std::size_t got = 0;
     while (got < len) {
-        ssize_t n = ::pread(fd, buf + got, len - got, static_cast<off_t>(at + got));
+        ssize_t n = ::read(fd, buf + got, len - got);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)

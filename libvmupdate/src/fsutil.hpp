@@ -30,10 +30,10 @@ namespace vmupdate {
 [[nodiscard]] Result<std::optional<std::string>> read_file_if_exists(const std::string& path,
                                                                      std::size_t max);
 
-/// Reads `len` bytes at offset `at` of `fd` into `buf`, fewer only at the end of
-/// the file; returns how many. A read error is reported as `step` on `object`.
-[[nodiscard]] Result<std::size_t> pread_full(int fd, char* buf, std::size_t len, std::uint64_t at,
-                                             const std::string& object, const std::string& step);
+/// Reads `len` bytes from `fd`'s current offset into `buf`, fewer only at the end
+/// of the file; returns how many. A read error is reported as `step` on `object`.
+[[nodiscard]] Result<std::size_t> read_full(int fd, char* buf, std::size_t len,
+                                            const std::string& object, const std::string& step);
 
 /// Reads the last `max` bytes of a file (all of it when smaller); Errc::not_found
 /// when it does not exist.

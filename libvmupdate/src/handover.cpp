@@ -40,8 +40,7 @@ Result<std::string> kernel_image_release(const std::string& path) {
         return fail_errno(errno, path, "cannot read the kernel's release");
     Fd file(fd);
     std::string d(0x200 + 0x10000 + 128, '\0');
-    auto got =
-        pread_full(file.get(), d.data(), d.size(), 0, path, "cannot read the kernel's release");
+    auto got = read_full(file.get(), d.data(), d.size(), path, "cannot read the kernel's release");
     if (!got)
         return std::unexpected(got.error());
     d.resize(*got);

@@ -76,7 +76,7 @@ Result<std::int64_t> qemu_pid(const Paths& paths, const std::string& domain) {
     if (st.st_uid != ::geteuid())
         return fail(Errc::refused, path, step, "owned by uid " + std::to_string(st.st_uid));
     char buf[32];
-    auto got = pread_full(fd.get(), buf, sizeof buf, 0, path, step);
+    auto got = read_full(fd.get(), buf, sizeof buf, path, step);
     if (!got)
         return std::unexpected(got.error());
     std::string_view text(buf, *got);

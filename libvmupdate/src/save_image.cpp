@@ -131,14 +131,15 @@ Result<SaveImageFacts> read_save_image(const std::string& path) {
     auto& [fd, size] = *image;
     std::string head;
     // The header first, then only as much as its data_len says the XML takes.
+    // Each read goes on where the last stopped: nothing else reads this descriptor.
     auto read_up_to = [&](std::uint64_t want) -> Result<void> {
         want = std::min(want, size);
         std::size_t had = head.size();
         if (want <= had)
             return {};
         head.resize(static_cast<std::size_t>(want));
-        auto got = pread_full(fd.get(), head.data() + had, head.size() - had, had, path,
-                              "cannot read the managed-save image");
+        auto got = read_full(fd.get(), head.data() + had, head.size() - had, path,
+                             "cannot read the managed-save image");
         if (!got)
             return std::unexpected(got.error());
         head.resize(had + *got);
