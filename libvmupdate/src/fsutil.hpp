@@ -1,11 +1,11 @@
 // File system helpers for crash-safe state: atomic replacement, durable
-// directories, hashing. Private header.
+// directories, hashing (fsutil.cpp), and directories opened and created without
+// following links (dirs.cpp). Private header.
 #pragma once
 
 #include "fd.hpp"
 #include "vmupdate/error.hpp"
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -25,6 +25,15 @@ namespace vmupdate {
 /// Reads a whole file; Errc::not_found when it does not exist, Errc::invalid_input
 /// when it is larger than `max` bytes.
 [[nodiscard]] Result<std::string> read_file(const std::string& path, std::size_t max);
+
+/// read_file, with nullopt when the file does not exist.
+[[nodiscard]] Result<std::optional<std::string>> read_file_if_exists(const std::string& path,
+                                                                     std::size_t max);
+
+/// Reads `len` bytes from `fd`'s current offset into `buf`, fewer only at the end
+/// of the file; returns how many. A read error is reported as `step` on `object`.
+[[nodiscard]] Result<std::size_t> read_full(int fd, char* buf, std::size_t len,
+                                            const std::string& object, const std::string& step);
 
 /// Reads the last `max` bytes of a file (all of it when smaller); Errc::not_found
 /// when it does not exist.
@@ -74,25 +83,10 @@ struct Owner {
 /// The lowercase hex SHA-256 of a file's content.
 [[nodiscard]] Result<std::string> sha256_file(const std::string& path);
 
+/// The last component of `path` (all of it when it has no '/').
+[[nodiscard]] std::string base_name(std::string_view path);
+
 /// The directory part of `path` ("." when it has none), for syncing after a rename.
 [[nodiscard]] std::string parent_dir(std::string_view path);
-
-/// Incremental SHA-256 (FIPS 180-4).
-class Sha256 {
-public:
-    Sha256();
-    /// Hashes more input.
-    void update(std::string_view data);
-    /// Finishes and returns the lowercase hex digest; the object is spent afterwards.
-    [[nodiscard]] std::string hex_digest();
-
-private:
-    void block(const unsigned char* p);
-
-    std::array<std::uint32_t, 8> h_;
-    std::array<unsigned char, 64> buffer_{};
-    std::size_t buffered_ = 0;
-    std::uint64_t length_ = 0;
-};
 
 } // namespace vmupdate

@@ -1,144 +1,32 @@
+// Handing guest RAM over to the next kernel: the pre-flight checks, the
+// handover itself and the holder that keeps it through a systemd shutdown.
+// Taking it back after the kexec is in handover_reclaim.cpp; what both share
+// (the record and its crash story) in handover_record.hpp.
 #include "vmupdate/handover.hpp"
 
 #include "fsutil.hpp"
+#include "handover_record.hpp"
 #include "luo.hpp"
 #include "preserved_file.hpp"
 #include "process.hpp"
 #include "vmupdate/manifest.hpp"
-#include "vmupdate/ram.hpp"
 #include "vmupdate/state.hpp"
 
-#include <algorithm>
 #include <chrono>
 #include <csignal>
-#include <cstring>
 #include <fcntl.h>
-#include <nlohmann/json.hpp>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <sys/utsname.h>
+#include <functional>
 #include <thread>
 #include <unistd.h>
 
-// The handover's crash story. The record (state_dir/handover.json) is written
-// before any preserved file is unlinked and removed only once every file is a
-// preserved file again; between the two the RAM of a file lives in an open
-// memfd: this process's until the kexec, the LUO session's across it, and
-// reclaim's until it is written back. A SIGKILL of host-update in that window,
-// or of the reclaim before it wrote a file back, loses that RAM (the kernel frees
-// a session whose file is closed); SIGINT, SIGTERM and SIGHUP are only flags in
-// the CLI. The record lets a later `vmupdate restore` say which domains that
-// was, instead of failing on a missing file without a reason.
-
 namespace vmupdate {
-namespace {
 
-using json = nlohmann::json;
-
-std::string record_path(const Paths& paths) {
-    return paths.state_dir + "/handover.json";
-}
-
-// Serialises handovers and reclaims (the restore unit and an operator's
-// `vmupdate restore` may run at once); held until the holder exits.
-Result<Fd> lock_handover(const Paths& paths) {
-    std::string path = paths.state_dir + "/handover.lock";
-    int fd;
-    do
-        fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return fail_errno(errno, path, "cannot lock the RAM handover");
-    Fd lock(fd);
-    int r;
-    do
-        r = ::flock(lock.get(), LOCK_EX);
-    while (r != 0 && errno == EINTR);
-    if (r != 0)
-        return fail_errno(errno, path, "cannot lock the RAM handover");
-    return lock;
-}
-
-std::string running_release() {
-    struct utsname u {};
-    return ::uname(&u) == 0 ? u.release : "";
-}
-
-// One handed-over file: the manifest entry it came from, its token and owner.
-struct Entry {
-    std::string uuid, domain;
-    RamFile ram;
-    std::uint64_t token{};
-    FileOwner owner;
-};
-
-std::string format_record(const std::string& release, const std::vector<Entry>& entries) {
-    json files = json::array();
-    for (const auto& e : entries)
-        files.push_back({{"token", e.token},
-                         {"uuid", e.uuid},
-                         {"domain", e.domain},
-                         {"name", e.ram.name},
-                         {"preserved", e.ram.preserved},
-                         {"size", e.ram.size},
-                         {"uid", e.owner.uid},
-                         {"gid", e.owner.gid},
-                         {"mode", e.owner.mode}});
-    // A domain name need not be UTF-8; dump() would throw on it. The name is only
-    // shown in messages; the path is vmupdate's own (a canonical UUID below it).
-    return json{{"session", handover_session}, {"kernel", release}, {"files", files}}.dump(
-               1, ' ', false, json::error_handler_t::replace) +
-           "\n";
-}
-
-Result<std::vector<Entry>> parse_record(const std::string& text, const std::string& path) {
-    auto j = json::parse(text, nullptr, false);
-    auto bad = [&](std::string why) {
-        return fail(Errc::invalid_input, path, "cannot read the RAM handover record", why);
-    };
-    if (j.is_discarded() || !j.is_object() || !j.contains("files") || !j["files"].is_array())
-        return bad("not a handover record");
-    std::vector<Entry> out;
-    for (const auto& f : j["files"]) {
-        if (!f.is_object())
-            return bad("a file entry is not an object");
-        Entry e;
-        try {
-            e.token = f.at("token").get<std::uint64_t>();
-            e.uuid = f.at("uuid").get<std::string>();
-            e.domain = f.at("domain").get<std::string>();
-            e.ram.name = f.at("name").get<std::string>();
-            e.ram.preserved = f.at("preserved").get<std::string>();
-            e.ram.size = f.at("size").get<std::uint64_t>();
-            e.owner = FileOwner{f.at("uid").get<uid_t>(), f.at("gid").get<gid_t>(),
-                                f.at("mode").get<mode_t>()};
-        } catch (const json::exception& ex) {
-            return bad(ex.what());
-        }
-        if (!is_canonical_uuid(e.uuid))
-            return bad("invalid UUID " + e.uuid);
-        out.push_back(std::move(e));
-    }
-    return out;
-}
-
-// Points the manifest's entry for `f` (same name) at the rebuilt file.
-Result<void> record_rebuilt(const StateDir& state, const std::string& uuid, const RamFile& f) {
-    auto r = state.update(uuid, [&](Manifest& m) {
-        for (auto& ram : m.ram)
-            if (ram.name == f.name && ram.preserved == f.preserved) {
-                ram.device = f.device;
-                ram.inode = f.inode;
-                return true;
-            }
-        return false;
-    });
-    if (!r)
-        return std::unexpected(r.error());
-    return {};
-}
-
-} // namespace
+using handover::Entry;
+using handover::format_record;
+using handover::lock_handover;
+using handover::record_path;
+using handover::running_release;
+using handover::write_back;
 
 Result<std::string> kernel_image_release(const std::string& path) {
     // The x86 boot protocol: "HdrS" at 0x202, and at 0x20E the offset (from 0x200)
@@ -152,18 +40,10 @@ Result<std::string> kernel_image_release(const std::string& path) {
         return fail_errno(errno, path, "cannot read the kernel's release");
     Fd file(fd);
     std::string d(0x200 + 0x10000 + 128, '\0');
-    std::size_t got = 0;
-    while (got < d.size()) {
-        ssize_t r = ::read(file.get(), d.data() + got, d.size() - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return fail_errno(errno, path, "cannot read the kernel's release");
-        if (r == 0)
-            break;
-        got += static_cast<std::size_t>(r);
-    }
-    d.resize(got);
+    auto got = read_full(file.get(), d.data(), d.size(), path, "cannot read the kernel's release");
+    if (!got)
+        return std::unexpected(got.error());
+    d.resize(*got);
     if (d.size() < 0x210 || d.compare(0x202, 4, "HdrS") != 0)
         return fail(Errc::invalid_input, path, "cannot read the kernel's release",
                     "not an x86 bzImage");
@@ -253,14 +133,9 @@ struct RamHandover::Impl {
         if (!state)
             return std::unexpected(state.error());
         std::optional<Error> first;
-        for (std::size_t i = 0; i < unlinked; ++i) {
-            auto got = rebuild_preserved_file(entries[i].domain, files[i].get(), entries[i].ram,
-                                              entries[i].owner);
-            auto ok = got ? record_rebuilt(*state, entries[i].uuid, *got)
-                          : Result<void>(std::unexpected(got.error()));
-            if (!ok && !first)
+        for (std::size_t i = 0; i < unlinked; ++i)
+            if (auto ok = write_back(*state, entries[i], files[i].get()); !ok && !first)
                 first = ok.error();
-        }
         if (first)
             return std::unexpected(*first);
         taken_back = true;
@@ -485,105 +360,6 @@ Result<void> stop_handover_holder(const Paths& paths) {
     if (*s != "taken back")
         return fail(Errc::system, holder_unit, "cannot take the RAM back", *s);
     return {};
-}
-
-Result<std::optional<ReclaimReport>> reclaim_handed_over_ram(const Paths& paths) {
-    const std::string path = record_path(paths);
-    // The common case, and the only one without root: nothing was handed over.
-    if (::access(path.c_str(), F_OK) != 0 && errno == ENOENT)
-        return std::nullopt;
-    auto lock = lock_handover(paths);
-    if (!lock)
-        return std::unexpected(lock.error());
-    auto text = read_file(path, 1 << 22);
-    if (!text) {
-        if (text.error().code == Errc::not_found)
-            return std::nullopt;
-        return std::unexpected(text.error());
-    }
-    auto entries = parse_record(*text, path);
-    if (!entries)
-        return std::unexpected(entries.error());
-    auto state = StateDir::open(paths.state_dir);
-    if (!state)
-        return std::unexpected(state.error());
-    auto t0 = std::chrono::steady_clock::now();
-    ReclaimReport report;
-    auto note = [&](const Entry& e) {
-        ++report.files;
-        report.bytes += e.ram.size;
-        if (std::find(report.uuids.begin(), report.uuids.end(), e.uuid) == report.uuids.end())
-            report.uuids.push_back(e.uuid);
-    };
-    // The manifests say which preserved files exist now: those never unlinked
-    // (the handover was cut short before the kexec) need nothing.
-    std::vector<const Entry*> missing;
-    for (const auto& e : *entries) {
-        auto m = state->load(e.uuid);
-        if (!m)
-            return std::unexpected(m.error());
-        if (!*m)
-            continue; // the domain's save was discarded since
-        auto it = std::find_if((*m)->ram.begin(), (*m)->ram.end(), [&](const RamFile& f) {
-            return f.name == e.ram.name && f.preserved == e.ram.preserved;
-        });
-        if (it == (*m)->ram.end())
-            continue;
-        if (verify_preserved(e.domain, {*it}))
-            continue;
-        missing.push_back(&e);
-    }
-    if (!missing.empty()) {
-        auto dev = LuoDevice::open(paths.liveupdate_dev);
-        auto session = dev ? dev->retrieve_session(std::string(handover_session))
-                           : Result<LuoSession>(std::unexpected(dev.error()));
-        if (!session) {
-            std::string names;
-            for (const Entry* e : missing)
-                names += (names.empty() ? "" : ", ") + e->domain + " (" + e->ram.name + ")";
-            Error err = session.error();
-            err.cause += "; the RAM handed over for " + names +
-                         " is not here (the host did not kexec with LUO, or host-update was "
-                         "killed before it): those domains cannot be restored";
-            return std::unexpected(err);
-        }
-        // One file failing must not cost the others: the session frees whatever
-        // is not retrieved once it is closed, so go on with the rest.
-        auto one = [&](const Entry& e) -> Result<void> {
-            auto memfd = session->retrieve(e.token);
-            if (!memfd)
-                return std::unexpected(memfd.error());
-            struct stat st {};
-            if (::fstat(memfd->get(), &st) != 0)
-                return fail_errno(errno, e.domain, "cannot examine the RAM handed over");
-            if (static_cast<std::uint64_t>(st.st_size) != e.ram.size)
-                return fail(Errc::verify, e.domain, "RAM handed over for " + e.ram.name,
-                            "is " + std::to_string(st.st_size) + " bytes, " +
-                                std::to_string(e.ram.size) + " were handed over");
-            auto got = rebuild_preserved_file(e.domain, memfd->get(), e.ram, e.owner);
-            if (!got)
-                return std::unexpected(got.error());
-            return record_rebuilt(*state, e.uuid, *got);
-        };
-        std::optional<Error> first;
-        for (const Entry* e : missing) {
-            if (auto ok = one(*e); ok)
-                note(*e);
-            else if (!first)
-                first = ok.error();
-        }
-        if (first) {
-            first->cause += "; " + std::to_string(report.files) + " of " +
-                            std::to_string(missing.size()) + " RAM files were written back";
-            return std::unexpected(*first);
-        }
-        if (auto ok = session->finish(); !ok)
-            return std::unexpected(ok.error());
-    }
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT)
-        return fail_errno(errno, path, "cannot remove the RAM handover record");
-    report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    return report;
 }
 
 } // namespace vmupdate

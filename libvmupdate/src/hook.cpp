@@ -8,7 +8,7 @@
 #include "test_point.hpp"
 #include "vmupdate/domain_xml.hpp"
 #include "vmupdate/manifest.hpp"
-#include "vmupdate/pool.hpp"
+#include "vmupdate/pool_usage.hpp"
 #include "vmupdate/qmp.hpp"
 #include "vmupdate/ram.hpp"
 #include "vmupdate/state.hpp"

@@ -70,6 +70,27 @@ std::string last_libvirt_error() {
     return msg ? msg : "unknown libvirt error";
 }
 
+namespace {
+
+// The answer of a virDomainIs* or virDomainHas* call: negative is libvirt's
+// error, reported as `step` on `domain`.
+Result<bool> yes_or_no(int r, const std::string& domain, const char* step) {
+    if (r < 0)
+        return fail(Errc::libvirt, domain, step, last_libvirt_error());
+    return r == 1;
+}
+
+// A definition libvirt returned (freed here); null is libvirt's error.
+Result<std::string> take_xml(char* xml, const std::string& domain, const char* step) {
+    if (xml == nullptr)
+        return fail(Errc::libvirt, domain, step, last_libvirt_error());
+    std::string out(xml);
+    free(xml);
+    return out;
+}
+
+} // namespace
+
 Domain::Domain(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Domain::Domain(Domain&&) noexcept = default;
 Domain& Domain::operator=(Domain&&) noexcept = default;
@@ -83,40 +104,24 @@ const std::string& Domain::uuid() const {
 }
 
 Result<bool> Domain::is_active() const {
-    int r = virDomainIsActive(impl_->dom.get());
-    if (r < 0)
-        return fail(Errc::libvirt, impl_->name, "cannot query whether the domain runs",
-                    last_libvirt_error());
-    return r == 1;
+    return yes_or_no(virDomainIsActive(impl_->dom.get()), impl_->name,
+                     "cannot query whether the domain runs");
 }
 
 Result<bool> Domain::is_persistent() const {
-    int r = virDomainIsPersistent(impl_->dom.get());
-    if (r < 0)
-        return fail(Errc::libvirt, impl_->name, "cannot query whether the domain is persistent",
-                    last_libvirt_error());
-    return r == 1;
+    return yes_or_no(virDomainIsPersistent(impl_->dom.get()), impl_->name,
+                     "cannot query whether the domain is persistent");
 }
 
 Result<std::string> Domain::inactive_xml() const {
-    char* xml =
-        virDomainGetXMLDesc(impl_->dom.get(), VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
-    if (xml == nullptr)
-        return fail(Errc::libvirt, impl_->name, "cannot read the persistent definition",
-                    last_libvirt_error());
-    std::string out(xml);
-    free(xml);
-    return out;
+    return take_xml(
+        virDomainGetXMLDesc(impl_->dom.get(), VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE),
+        impl_->name, "cannot read the persistent definition");
 }
 
 Result<std::string> Domain::live_xml() const {
-    char* xml = virDomainGetXMLDesc(impl_->dom.get(), VIR_DOMAIN_XML_SECURE);
-    if (xml == nullptr)
-        return fail(Errc::libvirt, impl_->name, "cannot read the live definition",
-                    last_libvirt_error());
-    std::string out(xml);
-    free(xml);
-    return out;
+    return take_xml(virDomainGetXMLDesc(impl_->dom.get(), VIR_DOMAIN_XML_SECURE), impl_->name,
+                    "cannot read the live definition");
 }
 
 int Domain::id() const {
@@ -125,11 +130,8 @@ int Domain::id() const {
 }
 
 Result<bool> Domain::has_managed_save() const {
-    int r = virDomainHasManagedSaveImage(impl_->dom.get(), 0);
-    if (r < 0)
-        return fail(Errc::libvirt, impl_->name, "cannot query the managed-save image",
-                    last_libvirt_error());
-    return r == 1;
+    return yes_or_no(virDomainHasManagedSaveImage(impl_->dom.get(), 0), impl_->name,
+                     "cannot query the managed-save image");
 }
 
 Result<void> Domain::managed_save() const {

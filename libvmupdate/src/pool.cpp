@@ -6,9 +6,7 @@
 #include "ndctl.hpp"
 #include "process.hpp"
 
-#include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <chrono>
 #include <fcntl.h>
 #include <filesystem>
@@ -167,34 +165,6 @@ std::string_view to_string(FsType fs) {
     return fs == FsType::xfs ? "xfs" : "ext4";
 }
 
-Result<std::uint64_t> parse_size(std::string_view text) {
-    std::uint64_t value = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc{} || end == text.data())
-        return fail(Errc::invalid_input, std::string(text), "cannot read size",
-                    "expected a number with an optional K, M, G or T suffix");
-    std::string suffix(end, text.data() + text.size());
-    std::transform(suffix.begin(), suffix.end(), suffix.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-    unsigned shift = 0;
-    if (suffix.empty() || suffix == "B")
-        shift = 0;
-    else if (suffix == "K" || suffix == "KB" || suffix == "KIB")
-        shift = 10;
-    else if (suffix == "M" || suffix == "MB" || suffix == "MIB")
-        shift = 20;
-    else if (suffix == "G" || suffix == "GB" || suffix == "GIB")
-        shift = 30;
-    else if (suffix == "T" || suffix == "TB" || suffix == "TIB")
-        shift = 40;
-    else
-        return fail(Errc::invalid_input, std::string(text), "cannot read size",
-                    "unknown suffix '" + suffix + "' (use K, M, G or T)");
-    if (shift && value > (UINT64_MAX >> shift))
-        return fail(Errc::invalid_input, std::string(text), "cannot read size", "too large");
-    return value << shift;
-}
-
 std::optional<PoolMount> mount_of_device(std::string_view mountinfo, unsigned major,
                                          unsigned minor) {
     const std::string want = std::to_string(major) + ":" + std::to_string(minor);
@@ -227,8 +197,10 @@ Result<std::vector<PmemRegion>> list_pmem() {
     return regions;
 }
 
-Result<PoolCreated> create_pool(std::uint64_t size, std::optional<std::string> region,
-                                std::string mount_point, FsType fstype) {
+namespace {
+
+// The mount point as create_pool uses it: absolute, normalised, never "/".
+Result<std::string> normal_mount_point(std::string mount_point) {
     if (mount_point.empty() || mount_point[0] != '/')
         return fail(Errc::invalid_input, mount_point, "cannot create a pool",
                     "the mount point must be an absolute path");
@@ -238,8 +210,13 @@ Result<PoolCreated> create_pool(std::uint64_t size, std::optional<std::string> r
     if (mount_point == "/")
         return fail(Errc::invalid_input, mount_point, "cannot create a pool",
                     "refusing to mount over /");
+    return mount_point;
+}
 
-    // Everything that can refuse happens before anything changes.
+// The region a pool on `mount_point` goes in; everything that can refuse before
+// anything changes.
+Result<PmemRegion> region_for_pool(const std::string& mount_point, std::uint64_t size,
+                                   const std::optional<std::string>& region) {
     auto mountinfo = read_mountinfo();
     if (!mountinfo)
         return std::unexpected(mountinfo.error());
@@ -251,96 +228,109 @@ Result<PoolCreated> create_pool(std::uint64_t size, std::optional<std::string> r
     auto chosen = choose_region(*regions, size, region);
     if (!chosen)
         return std::unexpected(chosen.error());
-    const PmemRegion& r = **chosen;
+    return **chosen;
+}
 
-    PoolCreated out;
-    std::string dax_hint = "the kernel or the device lacks DAX support";
-    out.region = r.device;
-    out.mount_point = mount_point;
-    Undo undo;
-    if (r.labelled) {
-        if (size == 0)
-            return fail(Errc::invalid_input, r.device, "cannot create a pool",
-                        "a labelled region needs a size (--size)");
-        if (!r.enabled)
-            return fail(Errc::refused, r.device, "cannot create a pool",
-                        "the region is disabled (ndctl enable-region " + r.device + ")");
-        if (r.max_extent < size)
-            return fail(Errc::refused, r.device, "cannot create a pool",
-                        format_size(size) + " requested, but the region has only " +
-                            format_size(r.available) + " free of " + format_size(r.size) +
-                            " (largest free range " + format_size(r.max_extent) +
-                            "); nothing was changed");
-        // libndctl's create-namespace is a multi-step sysfs dance (seed, uuid,
-        // size, pfn seed, enable); ndctl(8) does it and prints the result.
-        auto created = run_checked({"ndctl", "create-namespace", "--mode=fsdax",
-                                    "--size=" + std::to_string(size), "--region=" + r.device},
-                                   120s);
-        if (!created) {
-            created.error().object = r.device;
-            created.error().step = "cannot create an fsdax namespace of " + format_size(size);
-            return std::unexpected(created.error());
-        }
-        auto json = nlohmann::json::parse(*created, nullptr, false);
-        if (json.is_discarded() || !json.is_object() || !json.contains("dev") ||
-            !json["dev"].is_string())
-            return fail(Errc::system, r.device, "cannot read ndctl create-namespace's output",
-                        *created);
-        out.namespace_dev = json["dev"].get<std::string>();
-        out.created_namespace = true;
-        undo.add([dev = out.namespace_dev] {
-            (void)run_process({"ndctl", "destroy-namespace", "--force", dev}, 60s);
-        });
-        // Read back what the kernel made (ndctl prints human-readable sizes).
-        auto after = list_pmem();
-        if (!after)
-            return std::unexpected(after.error());
-        for (const auto& ar : *after)
-            for (const auto& n : ar.namespaces)
-                if (n.device == out.namespace_dev) {
-                    out.block_device = n.block_device.empty() ? "" : "/dev/" + n.block_device;
-                    out.size = n.size;
-                }
-        if (out.block_device.empty())
-            return fail(Errc::verify, out.namespace_dev, "cannot create a pool",
-                        "the new namespace has no block device");
-    } else {
-        const PmemNamespace* n = whole_namespace(r);
-        if (!n)
-            return fail(Errc::refused, r.device, "cannot create a pool",
-                        "the label-less region has no enabled namespace");
-        if (n->mode != "fsdax" && n->mode != "raw")
-            return fail(Errc::refused, n->device, "cannot create a pool",
-                        "the namespace is in " + n->mode +
-                            " mode; a pool needs fsdax (label-less regions cannot be "
-                            "reconfigured here)");
-        if (n->mount)
-            return fail(Errc::refused, "/dev/" + n->block_device, "cannot create a pool",
-                        "the device is mounted on " + n->mount->mount_point);
-        if (size > n->size)
-            return fail(Errc::refused, r.device, "cannot create a pool",
-                        format_size(size) +
-                            " requested, but the label-less region's only "
-                            "namespace " +
-                            n->device + " has " + format_size(n->size) +
-                            " and cannot be extended; nothing was changed");
-        if (n->mode == "raw")
-            dax_hint = n->device + " is in raw mode, which has no DAX; an NVDIMM becomes divisible "
-                                   "into fsdax namespaces after `ndctl init-labels`";
-        out.namespace_dev = n->device;
-        out.block_device = "/dev/" + n->block_device;
-        out.size = n->size;
-        if (auto ok = check_unused(out.block_device); !ok)
-            return std::unexpected(ok.error());
-        out.notes.push_back(
-            r.device + " is label-less (" +
-            (r.provider.empty() ? std::string("no labels") : r.provider) +
-            "): it cannot be divided, so its whole namespace " + n->device + " (" +
-            format_size(n->size) + ", " + out.block_device + ") is used as it is" +
-            (size && size < n->size ? "; --size " + format_size(size) + " ignored" : ""));
+// Whether labelled region `r` can hold a new namespace of `size` bytes.
+Result<void> check_room(const PmemRegion& r, std::uint64_t size) {
+    if (size == 0)
+        return fail(Errc::invalid_input, r.device, "cannot create a pool",
+                    "a labelled region needs a size (--size)");
+    if (!r.enabled)
+        return fail(Errc::refused, r.device, "cannot create a pool",
+                    "the region is disabled (ndctl enable-region " + r.device + ")");
+    if (r.max_extent < size)
+        return fail(Errc::refused, r.device, "cannot create a pool",
+                    format_size(size) + " requested, but the region has only " +
+                        format_size(r.available) + " free of " + format_size(r.size) +
+                        " (largest free range " + format_size(r.max_extent) +
+                        "); nothing was changed");
+    return {};
+}
+
+// A new fsdax namespace of `size` bytes in labelled region `r`, destroyed again
+// by `undo` unless the pool is made.
+Result<void> create_namespace(const PmemRegion& r, std::uint64_t size, PoolCreated& out,
+                              Undo& undo) {
+    if (auto ok = check_room(r, size); !ok)
+        return ok;
+    // libndctl's create-namespace is a multi-step sysfs dance (seed, uuid,
+    // size, pfn seed, enable); ndctl(8) does it and prints the result.
+    auto created = run_checked({"ndctl", "create-namespace", "--mode=fsdax",
+                                "--size=" + std::to_string(size), "--region=" + r.device},
+                               120s);
+    if (!created) {
+        created.error().object = r.device;
+        created.error().step = "cannot create an fsdax namespace of " + format_size(size);
+        return std::unexpected(created.error());
     }
+    auto json = nlohmann::json::parse(*created, nullptr, false);
+    if (json.is_discarded() || !json.is_object() || !json.contains("dev") ||
+        !json["dev"].is_string())
+        return fail(Errc::system, r.device, "cannot read ndctl create-namespace's output",
+                    *created);
+    out.namespace_dev = json["dev"].get<std::string>();
+    out.created_namespace = true;
+    undo.add([dev = out.namespace_dev] {
+        (void)run_process({"ndctl", "destroy-namespace", "--force", dev}, 60s);
+    });
+    // Read back what the kernel made (ndctl prints human-readable sizes).
+    auto after = list_pmem();
+    if (!after)
+        return std::unexpected(after.error());
+    for (const auto& ar : *after)
+        for (const auto& n : ar.namespaces)
+            if (n.device == out.namespace_dev) {
+                out.block_device = n.block_device.empty() ? "" : "/dev/" + n.block_device;
+                out.size = n.size;
+            }
+    if (out.block_device.empty())
+        return fail(Errc::verify, out.namespace_dev, "cannot create a pool",
+                    "the new namespace has no block device");
+    return {};
+}
 
-    const std::string fsname(to_string(fstype));
+// The whole namespace of label-less region `r`, as it is; `dax_hint` says why a
+// DAX mount of it may fail.
+Result<void> use_whole_namespace(const PmemRegion& r, std::uint64_t size, PoolCreated& out,
+                                 std::string& dax_hint) {
+    const PmemNamespace* n = whole_namespace(r);
+    if (!n)
+        return fail(Errc::refused, r.device, "cannot create a pool",
+                    "the label-less region has no enabled namespace");
+    if (n->mode != "fsdax" && n->mode != "raw")
+        return fail(Errc::refused, n->device, "cannot create a pool",
+                    "the namespace is in " + n->mode +
+                        " mode; a pool needs fsdax (label-less regions cannot be "
+                        "reconfigured here)");
+    if (n->mount)
+        return fail(Errc::refused, "/dev/" + n->block_device, "cannot create a pool",
+                    "the device is mounted on " + n->mount->mount_point);
+    if (size > n->size)
+        return fail(Errc::refused, r.device, "cannot create a pool",
+                    format_size(size) +
+                        " requested, but the label-less region's only "
+                        "namespace " +
+                        n->device + " has " + format_size(n->size) +
+                        " and cannot be extended; nothing was changed");
+    if (n->mode == "raw")
+        dax_hint = n->device + " is in raw mode, which has no DAX; an NVDIMM becomes divisible "
+                               "into fsdax namespaces after `ndctl init-labels`";
+    out.namespace_dev = n->device;
+    out.block_device = "/dev/" + n->block_device;
+    out.size = n->size;
+    if (auto ok = check_unused(out.block_device); !ok)
+        return ok;
+    out.notes.push_back(
+        r.device + " is label-less (" +
+        (r.provider.empty() ? std::string("no labels") : r.provider) +
+        "): it cannot be divided, so its whole namespace " + n->device + " (" +
+        format_size(n->size) + ", " + out.block_device + ") is used as it is" +
+        (size && size < n->size ? "; --size " + format_size(size) + " ignored" : ""));
+    return {};
+}
+
+Result<void> make_filesystem(const PoolCreated& out, FsType fstype, Undo& undo) {
     std::vector<std::string> mkfs =
         fstype == FsType::ext4
             // Without -b 4096 mke2fs picks 1 KiB blocks for small devices, which DAX cannot map.
@@ -349,39 +339,48 @@ Result<PoolCreated> create_pool(std::uint64_t size, std::optional<std::string> r
             : std::vector<std::string>{"mkfs.xfs", "-q", "-f", "-m", "reflink=0", out.block_device};
     if (auto made = run_checked(mkfs, 600s); !made) {
         made.error().object = out.block_device;
-        made.error().step = "cannot make an " + fsname + " file system";
+        made.error().step = "cannot make an " + std::string(to_string(fstype)) + " file system";
         return std::unexpected(made.error());
     }
     if (!out.created_namespace)
         // The namespace held no signature before: leave it that way on failure,
         // so that a retry is not refused for a file system of our own.
         undo.add([dev = out.block_device] { (void)run_process({"wipefs", "-qa", dev}, 60s); });
+    return {};
+}
 
-    // Directories this creates, deepest first, removed again (only if empty) on failure.
+// Creates the missing directories of `mount_point`, removed again (deepest
+// first, only if empty) by `undo`.
+Result<void> make_mount_point(const std::string& mount_point, Undo& undo) {
     std::vector<fs::path> made_dirs;
     std::error_code ec;
     for (fs::path p = mount_point; !fs::exists(p, ec) && p != p.parent_path(); p = p.parent_path())
         made_dirs.push_back(p);
-    if (!made_dirs.empty()) {
-        fs::create_directories(mount_point, ec);
-        if (ec)
-            return fail(Errc::system, mount_point, "cannot create the mount point", ec.message());
-        undo.add([made_dirs] {
-            std::error_code ignored;
-            for (const auto& d : made_dirs)
-                fs::remove(d, ignored);
-        });
-    }
+    if (made_dirs.empty())
+        return {};
+    fs::create_directories(mount_point, ec);
+    if (ec)
+        return fail(Errc::system, mount_point, "cannot create the mount point", ec.message());
+    undo.add([made_dirs] {
+        std::error_code ignored;
+        for (const auto& d : made_dirs)
+            fs::remove(d, ignored);
+    });
+    return {};
+}
 
-    auto mounted =
-        run_process({"mount", "-t", fsname, "-o", "dax", out.block_device, mount_point}, 120s);
+// Mounts the new file system with DAX and checks that the kernel kept it.
+Result<void> mount_with_dax(const PoolCreated& out, FsType fstype, const std::string& dax_hint,
+                            Undo& undo) {
+    auto mounted = run_process({"mount", "-t", std::string(to_string(fstype)), "-o", "dax",
+                                out.block_device, out.mount_point},
+                               120s);
     if (!mounted)
         return std::unexpected(mounted.error());
     if (mounted->exit_code != 0)
         return fail(Errc::refused, out.block_device, "cannot mount with DAX",
                     trimmed(mounted->err) + " (" + dax_hint + "; the pool was taken back)");
-    undo.add([mount_point] { (void)run_process({"umount", mount_point}, 60s); });
-
+    undo.add([mount_point = out.mount_point] { (void)run_process({"umount", mount_point}, 60s); });
     auto info = read_mountinfo();
     if (!info)
         return std::unexpected(info.error());
@@ -391,75 +390,57 @@ Result<PoolCreated> create_pool(std::uint64_t size, std::optional<std::string> r
         return fail(Errc::refused, out.block_device, "cannot mount with DAX",
                     "the kernel mounted it without DAX (options: " + (m ? m->options : "?") +
                         "); the pool was taken back");
+    return {};
+}
 
-    out.backing_dir = mount_point + "/ram";
+// The RAM directory in the mounted pool, and the lines that point libvirt and
+// the next boot at it.
+Result<void> finish_pool(PoolCreated& out, FsType fstype) {
+    out.backing_dir = out.mount_point + "/ram";
     if (auto made = make_dir(out.backing_dir, 0755); !made)
-        return std::unexpected(made.error());
-    if (auto synced = fsync_path(mount_point); !synced)
-        return std::unexpected(synced.error());
+        return made;
+    if (auto synced = fsync_path(out.mount_point); !synced)
+        return synced;
     out.conf_line = "memory_backing_dir = \"" + out.backing_dir + "\"";
-
     // A UUID survives pmem device renumbering across boots.
     std::string source = out.block_device;
     if (auto uuid = run_checked({"blkid", "-o", "value", "-s", "UUID", out.block_device}, 30s);
         uuid && !trimmed(*uuid).empty())
         source = "UUID=" + trimmed(*uuid);
-    out.fstab_line = source + " " + mount_point + " " + fsname + " dax 0 0";
+    out.fstab_line =
+        source + " " + out.mount_point + " " + std::string(to_string(fstype)) + " dax 0 0";
+    return {};
+}
+
+} // namespace
+
+Result<PoolCreated> create_pool(std::uint64_t size, std::optional<std::string> region,
+                                std::string mount_point, FsType fstype) {
+    auto where = normal_mount_point(std::move(mount_point));
+    if (!where)
+        return std::unexpected(where.error());
+    auto r = region_for_pool(*where, size, region);
+    if (!r)
+        return std::unexpected(r.error());
+    PoolCreated out;
+    out.region = r->device;
+    out.mount_point = *where;
+    std::string dax_hint = "the kernel or the device lacks DAX support";
+    Undo undo; // every step below is taken back unless the pool is made
+    auto namespace_ready = r->labelled ? create_namespace(*r, size, out, undo)
+                                       : use_whole_namespace(*r, size, out, dax_hint);
+    if (!namespace_ready)
+        return std::unexpected(namespace_ready.error());
+    if (auto ok = make_filesystem(out, fstype, undo); !ok)
+        return std::unexpected(ok.error());
+    if (auto ok = make_mount_point(out.mount_point, undo); !ok)
+        return std::unexpected(ok.error());
+    if (auto ok = mount_with_dax(out, fstype, dax_hint, undo); !ok)
+        return std::unexpected(ok.error());
+    if (auto ok = finish_pool(out, fstype); !ok)
+        return std::unexpected(ok.error());
     undo.dismiss();
     return out;
-}
-
-std::string set_memory_backing_dir(std::string_view text, std::string_view dir) {
-    constexpr std::string_view key = "memory_backing_dir";
-    const std::string setting = std::string(key) + " = \"" + std::string(dir) + "\"";
-    std::string out;
-    bool replaced = false;
-    size_t pos = 0;
-    while (pos < text.size()) {
-        size_t nl = text.find('\n', pos);
-        size_t end = nl == std::string_view::npos ? text.size() : nl + 1;
-        std::string_view line = text.substr(pos, end - pos);
-        pos = end;
-        auto b = line.find_first_not_of(" \t");
-        std::string_view rest = b == std::string_view::npos ? "" : line.substr(b);
-        if (rest.starts_with(key)) {
-            auto after = rest.substr(key.size());
-            auto c = after.find_first_not_of(" \t");
-            if (c != std::string_view::npos && after[c] == '=') {
-                // Every active assignment gets the new value: libvirt reads the last.
-                out += setting;
-                out += line.ends_with('\n') ? "\n" : "";
-                replaced = true;
-                continue;
-            }
-        }
-        out += line;
-    }
-    if (!replaced) {
-        if (!out.empty() && !out.ends_with('\n'))
-            out += '\n';
-        out += setting + "\n";
-    }
-    return out;
-}
-
-Result<void> configure_libvirt(const std::string& qemu_conf_path, const std::string& dir) {
-    if (dir.empty() || dir[0] != '/' || dir.find_first_of("\"\n\\") != std::string::npos)
-        return fail(Errc::invalid_input, dir, "cannot configure libvirt",
-                    "memory_backing_dir must be an absolute path without quotes, "
-                    "backslashes or newlines");
-    std::string text;
-    mode_t mode = 0644;
-    auto current = read_file(qemu_conf_path, 4u << 20);
-    if (current) {
-        text = std::move(*current);
-        struct stat st {};
-        if (::stat(qemu_conf_path.c_str(), &st) == 0)
-            mode = st.st_mode & 07777;
-    } else if (current.error().code != Errc::not_found) {
-        return std::unexpected(current.error());
-    }
-    return write_file_atomic(qemu_conf_path, set_memory_backing_dir(text, dir), mode);
 }
 
 } // namespace vmupdate

@@ -2,10 +2,13 @@
 // of the pool module: the hook needs only these, and keeping libndctl and Boost
 // out of its binary saves a few milliseconds on each of its runs, which libvirt
 // makes in the middle of a guest's pause.
-#include "vmupdate/host.hpp"
-#include "vmupdate/pool.hpp"
+#include "vmupdate/pool_usage.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <charconv>
+#include <cstdint>
 #include <iomanip>
 #include <sstream>
 #include <sys/statvfs.h>
@@ -23,6 +26,34 @@ std::string format_size(std::uint64_t bytes) {
     std::ostringstream os;
     os << std::fixed << std::setprecision(u == 0 ? 0 : 1) << v << ' ' << units[u];
     return os.str();
+}
+
+Result<std::uint64_t> parse_size(std::string_view text) {
+    std::uint64_t value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc{} || end == text.data())
+        return fail(Errc::invalid_input, std::string(text), "cannot read size",
+                    "expected a number with an optional K, M, G or T suffix");
+    std::string suffix(end, text.data() + text.size());
+    std::transform(suffix.begin(), suffix.end(), suffix.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    unsigned shift = 0;
+    if (suffix.empty() || suffix == "B")
+        shift = 0;
+    else if (suffix == "K" || suffix == "KB" || suffix == "KIB")
+        shift = 10;
+    else if (suffix == "M" || suffix == "MB" || suffix == "MIB")
+        shift = 20;
+    else if (suffix == "G" || suffix == "GB" || suffix == "GIB")
+        shift = 30;
+    else if (suffix == "T" || suffix == "TB" || suffix == "TIB")
+        shift = 40;
+    else
+        return fail(Errc::invalid_input, std::string(text), "cannot read size",
+                    "unknown suffix '" + suffix + "' (use K, M, G or T)");
+    if (shift && value > (UINT64_MAX >> shift))
+        return fail(Errc::invalid_input, std::string(text), "cannot read size", "too large");
+    return value << shift;
 }
 
 Result<PoolUsage> pool_usage(const std::string& backing_dir) {

@@ -1,6 +1,6 @@
 // Single preserved RAM files as open files, for handing guest RAM to the next
 // kernel in memfds (handover.cpp) and taking it back. Private header; the
-// implementation lives in ram.cpp beside the rest of RAM preservation.
+// implementation (preserved_file.cpp) shares held_ram.hpp with ram.cpp.
 #pragma once
 
 #include "fd.hpp"

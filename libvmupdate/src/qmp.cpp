@@ -1,6 +1,10 @@
+// The QMP client: connecting, the handshake, commands and events over a
+// socket, every read bounded in time and size. The messages' JSON is in
+// qmp_message.cpp.
 #include "vmupdate/qmp.hpp"
 
 #include "fd.hpp"
+#include "qmp_message.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -9,7 +13,6 @@
 #include <cstring>
 #include <deque>
 #include <iterator>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <poll.h>
 #include <sys/socket.h>
@@ -19,25 +22,22 @@
 
 namespace vmupdate {
 
+using qmp::dump;
+using qmp::event_time_us;
+using qmp::excerpt;
+using qmp::json;
+using qmp::nested_deeper_than;
+using qmp::parse;
+using qmp::string_member;
+
 namespace {
 
-using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 // Short: the restore helper's connection marks QEMU's start in the phase breakdown,
 // and a connect() that fails costs microseconds.
 constexpr milliseconds connect_retry_interval{2};
-
-// Dumping throws on invalid UTF-8 (which a caller's command name could contain);
-// replacing it keeps exceptions for bugs only.
-std::string dump(const json& j) {
-    return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-json parse(std::string_view text) {
-    return json::parse(text.begin(), text.end(), nullptr, false);
-}
 
 std::string timed_out(milliseconds timeout) {
     return "timed out after " + std::to_string(timeout.count()) + " ms";
@@ -73,93 +73,10 @@ int wait_for(int fd, short events, Clock::time_point deadline) {
     }
 }
 
-// A string member, or nullptr when absent or not a string.
-const std::string* string_member(const json& j, const char* key) {
-    auto it = j.find(key);
-    if (it == j.end() || !it->is_string())
-        return nullptr;
-    return &it->get_ref<const std::string&>();
-}
-
-// Shortens what a broken peer sent, for an error message.
-std::string excerpt(std::string_view text) {
-    constexpr size_t limit = 80;
-    std::string out(text.substr(0, limit));
-    for (char& c : out)
-        if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f)
-            c = '?';
-    if (text.size() > limit)
-        out += "...";
-    return out;
-}
-
 struct QueuedEvent {
     std::string name;
     QmpEvent event;
 };
-
-// An integer member that fits in int64_t; nullopt for anything else.
-std::optional<std::int64_t> int64_value(const json& v) {
-    if (v.is_number_unsigned()) {
-        auto u = v.get<std::uint64_t>();
-        if (u > static_cast<std::uint64_t>(INT64_MAX))
-            return std::nullopt;
-        return static_cast<std::int64_t>(u);
-    }
-    if (v.is_number_integer())
-        return v.get<std::int64_t>();
-    return std::nullopt;
-}
-
-// QEMU stamps every event {"seconds": S, "microseconds": U}; 0 when it is missing
-// or out of range (the values come from the peer: no overflow on any of them).
-std::int64_t event_time_us(const json& j) {
-    auto ts = j.find("timestamp");
-    if (ts == j.end() || !ts->is_object())
-        return 0;
-    auto s = ts->find("seconds");
-    auto us = ts->find("microseconds");
-    if (s == ts->end() || us == ts->end())
-        return 0;
-    auto seconds = int64_value(*s);
-    auto micros = int64_value(*us);
-    if (!seconds || !micros || *seconds < 0 || *micros < 0 || *micros >= 1000000)
-        return 0;
-    std::int64_t out = 0;
-    if (__builtin_mul_overflow(*seconds, std::int64_t{1000000}, &out) ||
-        __builtin_add_overflow(out, *micros, &out))
-        return 0;
-    return out;
-}
-
-// Whether the JSON text nests arrays and objects deeper than `max_depth`, counted
-// outside strings. Checked before parsing: nlohmann's dump() and the destruction
-// of a value recurse once per level, so a deep enough message overflows the stack.
-bool nested_deeper_than(std::string_view text, size_t max_depth) {
-    size_t depth = 0;
-    bool in_string = false;
-    bool escaped = false;
-    for (char c : text) {
-        if (in_string) {
-            if (escaped)
-                escaped = false;
-            else if (c == '\\')
-                escaped = true;
-            else if (c == '"')
-                in_string = false;
-            continue;
-        }
-        if (c == '"') {
-            in_string = true;
-        } else if (c == '[' || c == '{') {
-            if (++depth > max_depth)
-                return true;
-        } else if ((c == ']' || c == '}') && depth > 0) {
-            --depth;
-        }
-    }
-    return false;
-}
 
 } // namespace
 
@@ -387,18 +304,34 @@ QmpClient::QmpClient(QmpClient&&) noexcept = default;
 QmpClient& QmpClient::operator=(QmpClient&&) noexcept = default;
 QmpClient::~QmpClient() = default;
 
-Result<QmpClient> QmpClient::adopt(int fd, std::string object_name, milliseconds timeout,
-                                   const QmpOptions& options) {
-    auto deadline = deadline_after(timeout);
-    auto impl = std::make_unique<Impl>();
-    impl->fd.reset(fd);
+namespace {
+
+// A connected socket as a client: the peer checked, then the greeting read and
+// the capabilities negotiated by `deadline`.
+Result<std::unique_ptr<QmpClient::Impl>> negotiate(Fd fd, std::string object_name,
+                                                   const QmpOptions& options,
+                                                   Clock::time_point deadline,
+                                                   milliseconds timeout) {
+    auto impl = std::make_unique<QmpClient::Impl>();
+    impl->fd = std::move(fd);
     impl->object = std::move(object_name);
     impl->limits = options.limits;
     if (auto ok = impl->verify_peer(options); !ok)
         return std::unexpected(ok.error());
     if (auto ok = impl->handshake(deadline, timeout); !ok)
         return std::unexpected(ok.error());
-    return QmpClient(std::move(impl));
+    return impl;
+}
+
+} // namespace
+
+Result<QmpClient> QmpClient::adopt(int fd, std::string object_name, milliseconds timeout,
+                                   const QmpOptions& options) {
+    auto impl =
+        negotiate(Fd(fd), std::move(object_name), options, deadline_after(timeout), timeout);
+    if (!impl)
+        return std::unexpected(impl.error());
+    return QmpClient(std::move(*impl));
 }
 
 Result<QmpClient> QmpClient::connect(const std::string& socket_path, milliseconds timeout,
@@ -423,15 +356,10 @@ Result<QmpClient> QmpClient::connect(const std::string& socket_path, millisecond
             r = ::connect(sock.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
         while (r != 0 && errno == EINTR);
         if (r == 0) {
-            auto impl = std::make_unique<Impl>();
-            impl->fd = std::move(sock);
-            impl->object = socket_path;
-            impl->limits = options.limits;
-            if (auto ok = impl->verify_peer(options); !ok)
-                return std::unexpected(ok.error());
-            if (auto ok = impl->handshake(deadline, timeout); !ok)
-                return std::unexpected(ok.error());
-            return QmpClient(std::move(impl));
+            auto impl = negotiate(std::move(sock), socket_path, options, deadline, timeout);
+            if (!impl)
+                return std::unexpected(impl.error());
+            return QmpClient(std::move(*impl));
         }
         int err = errno;
         // Not there yet, there but not listening yet, or its backlog is full.
@@ -475,64 +403,6 @@ Result<QmpEvent> QmpClient::wait_event(std::string_view name, milliseconds timeo
 
 const std::string& QmpClient::object_name() const {
     return impl_->object;
-}
-
-std::string capability_arguments(std::string_view capability, bool on) {
-    json args = {
-        {"capabilities", json::array({{{"capability", std::string(capability)}, {"state", on}}})}};
-    return dump(args);
-}
-
-Result<bool> capability_state(std::string_view query_return_json, std::string_view capability) {
-    const std::string object = "query-migrate-capabilities";
-    const std::string step = "cannot read the reply";
-    json j = parse(query_return_json);
-    if (j.is_discarded() || !j.is_array())
-        return fail(Errc::invalid_input, object, step,
-                    "not a JSON array: " + excerpt(query_return_json));
-    for (const json& entry : j) {
-        if (!entry.is_object())
-            return fail(Errc::invalid_input, object, step, "an entry is not a JSON object");
-        const std::string* name = string_member(entry, "capability");
-        if (name == nullptr || *name != capability)
-            continue;
-        auto state = entry.find("state");
-        if (state == entry.end() || !state->is_boolean())
-            return fail(Errc::invalid_input, object, step,
-                        "capability " + *name + " has no boolean state");
-        return state->get<bool>();
-    }
-    return fail(Errc::not_found, std::string(capability),
-                "QEMU does not know this migration capability");
-}
-
-namespace {
-
-// A string member of query-migrate's return object, or `absent`.
-Result<std::string> query_migrate_member(std::string_view query_return_json, const char* key,
-                                         const char* absent) {
-    const std::string object = "query-migrate";
-    const std::string step = "cannot read the reply";
-    json j = parse(query_return_json);
-    if (j.is_discarded() || !j.is_object())
-        return fail(Errc::invalid_input, object, step,
-                    "not a JSON object: " + excerpt(query_return_json));
-    auto it = j.find(key);
-    if (it == j.end())
-        return absent;
-    if (!it->is_string())
-        return fail(Errc::invalid_input, object, step, std::string(key) + " is not a string");
-    return it->get<std::string>();
-}
-
-} // namespace
-
-Result<std::string> migration_status(std::string_view query_return_json) {
-    return query_migrate_member(query_return_json, "status", "none");
-}
-
-Result<std::string> migration_error(std::string_view query_return_json) {
-    return query_migrate_member(query_return_json, "error-desc", "");
 }
 
 } // namespace vmupdate

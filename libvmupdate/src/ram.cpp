@@ -1,142 +1,34 @@
+// RAM preservation: libvirt's RAM directories, holding their files in root's
+// directories, checking them and linking them back. Nothing below the QEMU
+// user's backing directory is reached by a path (held_ram.hpp says why).
 #include "vmupdate/ram.hpp"
 
 #include "fd.hpp"
 #include "fsutil.hpp"
-#include "preserved_file.hpp"
+#include "held_ram.hpp"
 
 #include <algorithm>
-#include <array>
 #include <cerrno>
-#include <cstring>
 #include <fcntl.h>
-#include <linux/falloc.h>
 #include <optional>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
 
-// The QEMU user owns memory_backing_dir (libvirt chowns it at every daemon start)
-// and every <id>-<name> directory in it, and may plant links or swap entries
-// there at any moment. So nothing below the backing directory is reached by a
-// path: each step goes from a directory descriptor opened without following
-// links, and vmupdate's own directories must be root's and closed to others,
-// after which what they hold can change only through root.
-
 namespace vmupdate {
+
+using held::Identity;
+using held::identity_at;
+using held::identity_of;
+using held::matches;
+using held::open_all_verified;
+using held::open_held;
+using held::safe_file_name;
+using held::VerifiedFile;
+
 namespace {
 
 constexpr size_t short_name_max = 20; // libvirt's VIR_DOMAIN_SHORT_NAME_MAX
-
-struct Identity {
-    std::uint64_t device, inode, size;
-};
-
-Identity identity_of(const struct stat& st) {
-    return Identity{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
-                    static_cast<std::uint64_t>(st.st_size)};
-}
-
-// The file `name` in `dir`, never through a link.
-Result<Identity> identity_at(int dir, const std::string& name, const std::string& path,
-                             std::string_view domain, std::string_view what) {
-    struct stat st {};
-    if (::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
-        return fail_errno(errno, std::string(domain), std::string(what) + " " + path);
-    if (!S_ISREG(st.st_mode))
-        return fail(Errc::verify, std::string(domain), std::string(what) + " " + path,
-                    "not a regular file");
-    return identity_of(st);
-}
-
-Result<void> matches(const RamFile& f, const Identity& id, std::string_view domain,
-                     const std::string& path) {
-    if (id.device != f.device || id.inode != f.inode)
-        return fail(Errc::verify, std::string(domain), "RAM file " + path,
-                    "is not the file saved with the domain (device/inode differ)");
-    if (id.size != f.size)
-        return fail(Errc::verify, std::string(domain), "RAM file " + path,
-                    "size is " + std::to_string(id.size) + " bytes, saved with " +
-                        std::to_string(f.size));
-    return {};
-}
-
-// RAM file names come from libvirt's directory listing or a manifest; never let
-// one name a path outside the directory.
-bool safe_file_name(std::string_view n) {
-    return !n.empty() && n != "." && n != ".." && n.find('/') == std::string_view::npos;
-}
-
-struct Split {
-    std::string dir, name;
-};
-
-Split split(std::string_view path) {
-    while (path.size() > 1 && path.back() == '/')
-        path.remove_suffix(1);
-    auto slash = path.rfind('/');
-    if (slash == std::string_view::npos)
-        return {".", std::string(path)};
-    return {slash == 0 ? "/" : std::string(path.substr(0, slash)),
-            std::string(path.substr(slash + 1))};
-}
-
-// Root's and closed to others: then only root can change what it holds, even
-// if the QEMU user renames it or puts something else under its name.
-Result<void> check_private(int fd, const std::string& shown) {
-    struct stat st {};
-    if (::fstat(fd, &st) != 0)
-        return fail_errno(errno, shown, "cannot examine directory");
-    if (st.st_uid != ::geteuid())
-        return fail(Errc::refused, shown, "cannot use directory",
-                    "it is owned by " + user_text(st.st_uid) + ", not by " +
-                        user_text(::geteuid()) + ": another user made it");
-    if ((st.st_mode & 077) != 0)
-        return fail(Errc::refused, shown, "cannot use directory",
-                    "other users have access to it (mode " + std::to_string((st.st_mode >> 6) & 7) +
-                        std::to_string((st.st_mode >> 3) & 7) + std::to_string(st.st_mode & 7) +
-                        ")");
-    return {};
-}
-
-// A preserved directory <backing>/vmupdate/<uuid>, opened level by level; both
-// vmupdate levels are root's with mode 0700 (created so when `create`).
-struct HeldDir {
-    Fd top;      // <backing>/vmupdate
-    Fd dir;      // <backing>/vmupdate/<uuid>
-    Split where; // top's path and the <uuid> name
-};
-
-Result<HeldDir> open_held(const std::string& preserved, bool create) {
-    HeldDir h;
-    h.where = split(preserved);
-    Split base = split(h.where.dir);
-    if (!safe_file_name(h.where.name) || !safe_file_name(base.name))
-        return fail(Errc::invalid_input, preserved, "invalid preserved RAM directory");
-    auto backing = open_dir_no_links(base.dir);
-    if (!backing)
-        return std::unexpected(backing.error());
-    if (create) {
-        auto top = make_dir_at(backing->get(), base.name, 0700, std::nullopt, h.where.dir);
-        if (!top)
-            return std::unexpected(top.error());
-        h.top = std::move(*top);
-    } else {
-        auto top = open_dir_at(backing->get(), base.name, h.where.dir);
-        if (!top)
-            return std::unexpected(top.error());
-        h.top = std::move(*top);
-    }
-    if (auto ok = check_private(h.top.get(), h.where.dir); !ok)
-        return std::unexpected(ok.error());
-    auto dir = create ? make_dir_at(h.top.get(), h.where.name, 0700, std::nullopt, preserved)
-                      : open_dir_at(h.top.get(), h.where.name, preserved);
-    if (!dir)
-        return std::unexpected(dir.error());
-    h.dir = std::move(*dir);
-    if (auto ok = check_private(h.dir.get(), preserved); !ok)
-        return std::unexpected(ok.error());
-    return h;
-}
 
 // Holds RAM file `name` of `ram` in `held`; nullopt when it is no regular file.
 Result<std::optional<Identity>> hold_one(int ram, int held, const std::string& name,
@@ -289,53 +181,6 @@ Result<std::vector<RamFile>> preserve_ram(const std::string& ram_dir, const std:
     return out;
 }
 
-namespace {
-
-// One preserved file, opened through root's directory and checked to be the file
-// recorded (device, inode, size): the handle reinstate_ram links from.
-struct VerifiedFile {
-    HeldDir held;
-    std::string name;
-};
-
-Result<VerifiedFile> open_verified(std::string_view domain, const RamFile& f) {
-    Split at = split(f.preserved);
-    if (!safe_file_name(at.name))
-        return fail(Errc::invalid_input, std::string(domain), "invalid preserved RAM file",
-                    f.preserved);
-    auto held = open_held(at.dir, false);
-    if (!held) {
-        held.error().step = "preserved RAM file " + f.preserved + ": " + held.error().step + " " +
-                            held.error().object;
-        held.error().object = std::string(domain);
-        return std::unexpected(held.error());
-    }
-    auto id = identity_at(held->dir.get(), at.name, f.preserved, domain, "preserved RAM file");
-    if (!id)
-        return std::unexpected(id.error());
-    if (auto ok = matches(f, *id, domain, f.preserved); !ok)
-        return std::unexpected(ok.error());
-    return VerifiedFile{std::move(*held), std::move(at.name)};
-}
-
-// Every recorded file, verified, before anything is done with any of them.
-Result<std::vector<VerifiedFile>> open_all_verified(std::string_view domain,
-                                                    const std::vector<RamFile>& ram) {
-    if (ram.empty())
-        return fail(Errc::verify, std::string(domain), "cannot verify preserved RAM",
-                    "no RAM file recorded");
-    std::vector<VerifiedFile> out;
-    for (const auto& f : ram) {
-        auto v = open_verified(domain, f);
-        if (!v)
-            return std::unexpected(v.error());
-        out.push_back(std::move(*v));
-    }
-    return out;
-}
-
-} // namespace
-
 Result<void> verify_preserved(std::string_view domain, const std::vector<RamFile>& ram) {
     auto all = open_all_verified(domain, ram);
     if (!all)
@@ -439,137 +284,6 @@ Result<void> drop_preserved(const std::string& preserved) {
     if (::unlinkat(held->top.get(), held->where.name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
         return fail_errno(errno, preserved, "cannot remove preserved RAM");
     return fsync_fd(held->top.get(), held->where.dir);
-}
-
-Result<Fd> open_preserved_file(std::string_view domain, const RamFile& f, FileOwner& owner) {
-    auto v = open_verified(domain, f);
-    if (!v)
-        return std::unexpected(v.error());
-    int fd;
-    do
-        fd = ::openat(v->held.dir.get(), v->name.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-    while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return fail_errno(errno, std::string(domain),
-                          "cannot open preserved RAM file " + f.preserved);
-    Fd file(fd);
-    struct stat st {};
-    if (::fstat(file.get(), &st) != 0)
-        return fail_errno(errno, std::string(domain), "cannot examine " + f.preserved);
-    // Checked again on the open file: the name may have changed hands in between
-    // only through root, but the link count is what the kernel will look at.
-    if (auto ok = matches(f, identity_of(st), domain, f.preserved); !ok)
-        return std::unexpected(ok.error());
-    if (st.st_nlink != 1)
-        return fail(Errc::refused, std::string(domain), "cannot hand over RAM file " + f.preserved,
-                    "it has " + std::to_string(st.st_nlink) +
-                        " links; only vmupdate's may remain (another user linked it)");
-    owner = FileOwner{st.st_uid, st.st_gid, static_cast<mode_t>(st.st_mode & 07777)};
-    return file;
-}
-
-Result<void> unlink_preserved_file(std::string_view domain, const RamFile& f) {
-    auto v = open_verified(domain, f);
-    if (!v)
-        return std::unexpected(v.error());
-    if (::unlinkat(v->held.dir.get(), v->name.c_str(), 0) != 0)
-        return fail_errno(errno, std::string(domain), "cannot unlink " + f.preserved);
-    return fsync_fd(v->held.dir.get(), split(f.preserved).dir);
-}
-
-namespace {
-
-// A full pread or pwrite (`io`) at an offset, retrying EINTR and short
-// transfers; false with errno set (EIO for an early end of file).
-template <typename Io, typename Buf>
-bool transfer_all(Io io, int fd, Buf* buf, size_t n, off_t at) {
-    while (n > 0) {
-        ssize_t r = io(fd, buf, n, at);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            if (r == 0)
-                errno = EIO;
-            return false;
-        }
-        buf += r;
-        n -= static_cast<size_t>(r);
-        at += r;
-    }
-    return true;
-}
-
-} // namespace
-
-Result<RamFile> rebuild_preserved_file(std::string_view domain, int src, const RamFile& f,
-                                       const FileOwner& owner) {
-    Split at = split(f.preserved);
-    if (!safe_file_name(at.name))
-        return fail(Errc::invalid_input, std::string(domain), "invalid preserved RAM file",
-                    f.preserved);
-    auto held = open_held(at.dir, true);
-    if (!held)
-        return std::unexpected(held.error());
-    struct stat there {};
-    if (::fstatat(held->dir.get(), at.name.c_str(), &there, AT_SYMLINK_NOFOLLOW) == 0)
-        return fail(Errc::refused, std::string(domain), "cannot rebuild RAM file " + f.preserved,
-                    "a file is already there");
-    // Unnamed until complete: a crash leaves no half-written file under the name.
-    int fd;
-    do
-        fd = ::openat(held->dir.get(), ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return fail_errno(errno, std::string(domain), "cannot create RAM file in " + at.dir);
-    Fd out(fd);
-    const std::string step = "cannot rebuild RAM file " + f.preserved;
-    if (::fchown(out.get(), owner.uid, owner.gid) != 0 || ::fchmod(out.get(), owner.mode) != 0 ||
-        ::ftruncate(out.get(), static_cast<off_t>(f.size)) != 0)
-        return fail_errno(errno, std::string(domain), step);
-    constexpr size_t page = 4096, chunk = 2 << 20;
-    std::vector<char> buf(chunk);
-    static const std::array<char, page> zero{};
-    for (std::uint64_t off = 0; off < f.size; off += chunk) {
-        size_t n = static_cast<size_t>(std::min<std::uint64_t>(chunk, f.size - off));
-        if (!transfer_all(::pread, src, buf.data(), n, static_cast<off_t>(off)))
-            return fail_errno(errno, std::string(domain), step + ": reading the handed-over RAM");
-        // Write runs of non-zero pages; zero pages stay holes, as in QEMU's file.
-        size_t i = 0;
-        while (i < n) {
-            size_t len = std::min(page, n - i);
-            if (std::memcmp(buf.data() + i, zero.data(), len) == 0) {
-                i += len;
-                continue;
-            }
-            size_t j = i + len;
-            while (j < n) {
-                size_t l = std::min(page, n - j);
-                if (std::memcmp(buf.data() + j, zero.data(), l) == 0)
-                    break;
-                j += l;
-            }
-            if (!transfer_all(::pwrite, out.get(), buf.data() + i, j - i,
-                              static_cast<off_t>(off + i)))
-                return fail_errno(errno, std::string(domain), step);
-            i = j;
-        }
-        // Best effort: a sealed source keeps its pages until it is closed.
-        (void)::fallocate(src, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
-                          static_cast<off_t>(n));
-    }
-    if (auto ok = fsync_fd(out.get(), f.preserved); !ok)
-        return std::unexpected(ok.error());
-    if (::linkat(out.get(), "", held->dir.get(), at.name.c_str(), AT_EMPTY_PATH) != 0)
-        return fail_errno(errno, std::string(domain), step);
-    if (auto ok = fsync_fd(held->dir.get(), at.dir); !ok)
-        return std::unexpected(ok.error());
-    struct stat st {};
-    if (::fstat(out.get(), &st) != 0)
-        return fail_errno(errno, std::string(domain), "cannot examine " + f.preserved);
-    RamFile got = f;
-    got.device = static_cast<std::uint64_t>(st.st_dev);
-    got.inode = static_cast<std::uint64_t>(st.st_ino);
-    return got;
 }
 
 } // namespace vmupdate

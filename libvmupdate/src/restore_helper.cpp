@@ -2,6 +2,7 @@
 
 #include "clock.hpp"
 #include "fd.hpp"
+#include "fsutil.hpp"
 #include "test_point.hpp"
 #include "vmupdate/domain_xml.hpp"
 #include "vmupdate/hook.hpp"
@@ -75,19 +76,10 @@ Result<std::int64_t> qemu_pid(const Paths& paths, const std::string& domain) {
     if (st.st_uid != ::geteuid())
         return fail(Errc::refused, path, step, "owned by uid " + std::to_string(st.st_uid));
     char buf[32];
-    size_t got = 0;
-    while (got < sizeof buf) {
-        ssize_t n = ::read(fd.get(), buf + got, sizeof buf - got);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return fail_errno(errno, path, step);
-        }
-        if (n == 0)
-            break;
-        got += static_cast<size_t>(n);
-    }
-    std::string_view text(buf, got);
+    auto got = read_full(fd.get(), buf, sizeof buf, path, step);
+    if (!got)
+        return std::unexpected(got.error());
+    std::string_view text(buf, *got);
     while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
         text.remove_suffix(1);
     std::int64_t pid = 0;
@@ -182,6 +174,122 @@ Result<MigrationOutcome> wait_for_migration(QmpClient& qmp, const RestoreHelperO
     return out; // not finished: the caller reports the status it got to
 }
 
+// Records a failure in the manifest while it still belongs to this attempt (a
+// later restore has its own helper), and returns it.
+std::unexpected<Error> record_failure(const StateDir& state, const RestoreHelperArgs& args,
+                                      const Error& e, std::vector<std::string>& log) {
+    auto ok = state.update(args.uuid, [&](Manifest& m) {
+        if (m.attempt != args.attempt)
+            return false;
+        m.last_error = "restore helper: " + e.message();
+        return true;
+    });
+    if (!ok)
+        log.push_back("cannot record the failure: " + ok.error().message());
+    return std::unexpected(e);
+}
+
+// The socket is where the hook put it; the check keeps the cleanup at the end
+// from touching anything else.
+Result<void> check_socket_and_domain(const Paths& paths, const RestoreHelperArgs& args) {
+    if (args.socket != paths.run_dir + "/qmp/" + args.attempt + "/qmp.sock")
+        return std::unexpected(Error{Errc::invalid_input, args.socket, "restore helper",
+                                     "not the socket of attempt " + args.attempt});
+    return check_domain_name(args.domain);
+}
+
+#ifdef VMUPDATE_TEST_POINTS
+// Fault injection for the integration test of a helper that never connects
+// (the directory is root's own, under the root-only run directory). Test
+// builds only: nothing on a production host can switch the helper off.
+Result<void> injected_fault(const Paths& paths, const RestoreHelperArgs& args,
+                            std::vector<std::string>& log) {
+    if (struct stat st{};
+        ::lstat((paths.run_dir + "/faults/helper-never-connects").c_str(), &st) == 0) {
+        log.push_back("fault injected: not connecting to " + args.socket);
+        return fail(Errc::verify, args.uuid, "restore helper", "fault injected: never connected");
+    }
+    return {};
+}
+#endif
+
+// Connects to the attempt's monitor. Anyone running as the QEMU user can create
+// a socket in the attempt's directory, and the path may even lead to another
+// service's socket: only the domain's own QEMU is talked to, and nothing is
+// sent before it is identified.
+Result<QmpClient> connect_to_qemu(const Paths& paths, const RestoreHelperArgs& args,
+                                  const RestoreHelperOptions& options,
+                                  std::vector<std::string>& log) {
+    QmpOptions qmp_options;
+    qmp_options.limits = options.limits;
+    qmp_options.check_peer = [&](const QmpPeer& peer) -> Result<void> {
+        log.push_back("peer pid " + std::to_string(peer.pid) + ", uid " + std::to_string(peer.uid));
+        auto pid = qemu_pid(paths, args.domain);
+        if (!pid)
+            return std::unexpected(pid.error());
+        if (peer.pid != *pid)
+            return fail(Errc::refused, args.socket, "refused the QMP peer",
+                        "pid " + std::to_string(peer.pid) + " is not the domain's QEMU (pid " +
+                            std::to_string(*pid) + ")");
+        return {};
+    };
+    return QmpClient::connect(args.socket, options.connect_timeout, qmp_options);
+}
+
+// Checks that QEMU reports x-ignore-shared off after it was switched off.
+Result<void> check_capability_off(QmpClient& qmp, const RestoreHelperOptions& options,
+                                  const std::string& uuid) {
+    auto caps = qmp.execute("query-migrate-capabilities", {}, options.command_timeout);
+    if (!caps)
+        return std::unexpected(caps.error());
+    auto on = capability_state(*caps, capability);
+    if (!on || *on)
+        return std::unexpected(Error{Errc::verify, uuid, "cannot switch x-ignore-shared off",
+                                     on ? "still on" : on.error().message()});
+    return {};
+}
+
+// Whether the incoming migration loaded the state; the error says why not.
+Result<void> check_completed(const MigrationOutcome& outcome, const RestoreHelperOptions& options,
+                             const std::string& uuid) {
+    if (outcome.status == "completed")
+        return {};
+    std::string cause =
+        !finished(outcome.status)
+            ? "not finished after " + std::to_string(options.migration_timeout.count()) + " ms"
+        : outcome.error.empty() ? "QEMU did not load the state"
+                                : outcome.error;
+    return std::unexpected(
+        Error{Errc::verify, uuid, "incoming migration " + outcome.status, cause});
+}
+
+// Records the restore and its timeline in the manifest (while it belongs to
+// this attempt) and removes the attempt's directory.
+Result<void> record_restored(const Paths& paths, const StateDir& state,
+                             const RestoreHelperArgs& args, std::int64_t connected_at,
+                             const MigrationOutcome& outcome, std::vector<std::string>& log) {
+    bool recorded = false;
+    auto ok = state.update(args.uuid, [&](Manifest& m) {
+        if (m.attempt != args.attempt)
+            return false;
+        m.state = SaveState::restored;
+        m.last_error.clear();
+        m.timeline.push_back({"helper-connected", connected_at});
+        if (outcome.setup_at > 0)
+            m.timeline.push_back({"migration-setup", outcome.setup_at});
+        m.timeline.push_back({"loaded", outcome.loaded_at});
+        recorded = true;
+        return true;
+    });
+    if (!ok)
+        return std::unexpected(ok.error());
+    if (!recorded)
+        log.push_back("manifest no longer belongs to attempt " + args.attempt + ": not recorded");
+    if (auto removed = remove_attempt_dir(paths, args.attempt); !removed)
+        log.push_back(removed.error().message());
+    return {};
+}
+
 } // namespace
 
 Result<RestoreHelperArgs> parse_restore_helper_args(const std::vector<std::string>& argv) {
@@ -202,72 +310,33 @@ Result<RestoreHelperArgs> parse_restore_helper_args(const std::vector<std::strin
 Result<void> run_restore_helper(const Paths& paths, const RestoreHelperArgs& args,
                                 std::vector<std::string>& log,
                                 const RestoreHelperOptions& options) {
-    const std::string& uuid = args.uuid;
-    const std::string& attempt = args.attempt;
-    if (!is_canonical_uuid(uuid))
-        return fail(Errc::invalid_input, uuid, "restore helper", "not a canonical UUID");
-    if (!is_lower_hex(attempt))
-        return fail(Errc::invalid_input, attempt, "restore helper", "the attempt is not a hex id");
+    if (!is_canonical_uuid(args.uuid))
+        return fail(Errc::invalid_input, args.uuid, "restore helper", "not a canonical UUID");
+    if (!is_lower_hex(args.attempt))
+        return fail(Errc::invalid_input, args.attempt, "restore helper",
+                    "the attempt is not a hex id");
     auto state = StateDir::open(paths.state_dir);
     if (!state)
         return std::unexpected(state.error());
-    // Only while the manifest still belongs to this attempt: a later restore has
-    // its own helper.
-    auto record_failure = [&](const Error& e) {
-        auto ok = state->update(uuid, [&](Manifest& m) {
-            if (m.attempt != attempt)
-                return false;
-            m.last_error = "restore helper: " + e.message();
-            return true;
-        });
-        if (!ok)
-            log.push_back("cannot record the failure: " + ok.error().message());
-        return std::unexpected(e);
+    auto failed = [&](const Error& e) {
+        return record_failure(*state, args, e, log);
     };
-    // The socket is where the hook put it; the check keeps the cleanup below from
-    // touching anything else.
-    if (args.socket != paths.run_dir + "/qmp/" + attempt + "/qmp.sock")
-        return record_failure(Error{Errc::invalid_input, args.socket, "restore helper",
-                                    "not the socket of attempt " + attempt});
-    if (auto ok = check_domain_name(args.domain); !ok)
-        return record_failure(ok.error());
+    if (auto ok = check_socket_and_domain(paths, args); !ok)
+        return failed(ok.error());
 #ifdef VMUPDATE_TEST_POINTS
-    // Fault injection for the integration test of a helper that never connects
-    // (the directory is root's own, under the root-only run directory). Test
-    // builds only: nothing on a production host can switch the helper off.
-    if (struct stat st{};
-        ::lstat((paths.run_dir + "/faults/helper-never-connects").c_str(), &st) == 0) {
-        log.push_back("fault injected: not connecting to " + args.socket);
-        return fail(Errc::verify, uuid, "restore helper", "fault injected: never connected");
-    }
+    if (auto ok = injected_fault(paths, args, log); !ok)
+        return ok;
 #endif
-
-    // Anyone running as the QEMU user can create a socket in the attempt's
-    // directory, and the path may even lead to another service's socket: only the
-    // domain's own QEMU is talked to, and nothing is sent before it is identified.
-    QmpOptions qmp_options;
-    qmp_options.limits = options.limits;
-    qmp_options.check_peer = [&](const QmpPeer& peer) -> Result<void> {
-        log.push_back("peer pid " + std::to_string(peer.pid) + ", uid " + std::to_string(peer.uid));
-        auto pid = qemu_pid(paths, args.domain);
-        if (!pid)
-            return std::unexpected(pid.error());
-        if (peer.pid != *pid)
-            return fail(Errc::refused, args.socket, "refused the QMP peer",
-                        "pid " + std::to_string(peer.pid) + " is not the domain's QEMU (pid " +
-                            std::to_string(*pid) + ")");
-        return {};
-    };
-    auto qmp = QmpClient::connect(args.socket, options.connect_timeout, qmp_options);
+    auto qmp = connect_to_qemu(paths, args, options, log);
     if (!qmp)
-        return record_failure(qmp.error());
+        return failed(qmp.error());
     std::int64_t connected_at = now_us();
     log.push_back("connected to " + args.socket);
     test_point("restore-helper-connected");
     if (auto r = qmp->execute("migrate-set-capabilities", capability_arguments(capability, true),
                               options.command_timeout);
         !r)
-        return record_failure(r.error());
+        return failed(r.error());
     log.push_back("x-ignore-shared on");
 
     auto outcome = wait_for_migration(*qmp, options, connected_at, log);
@@ -279,47 +348,15 @@ Result<void> run_restore_helper(const Paths& paths, const RestoreHelperArgs& arg
     auto off = qmp->execute("migrate-set-capabilities", capability_arguments(capability, false),
                             options.command_timeout);
     if (!outcome)
-        return record_failure(outcome.error());
+        return failed(outcome.error());
     if (!off)
-        return record_failure(off.error());
-    auto caps = qmp->execute("query-migrate-capabilities", {}, options.command_timeout);
-    if (!caps)
-        return record_failure(caps.error());
-    auto on = capability_state(*caps, capability);
-    if (!on || *on)
-        return record_failure(Error{Errc::verify, uuid, "cannot switch x-ignore-shared off",
-                                    on ? "still on" : on.error().message()});
+        return failed(off.error());
+    if (auto ok = check_capability_off(*qmp, options, args.uuid); !ok)
+        return failed(ok.error());
     log.push_back("x-ignore-shared off");
-    if (outcome->status != "completed") {
-        std::string cause =
-            !finished(outcome->status)
-                ? "not finished after " + std::to_string(options.migration_timeout.count()) + " ms"
-            : outcome->error.empty() ? "QEMU did not load the state"
-                                     : outcome->error;
-        return record_failure(
-            Error{Errc::verify, uuid, "incoming migration " + outcome->status, cause});
-    }
-
-    bool recorded = false;
-    auto ok = state->update(uuid, [&](Manifest& m) {
-        if (m.attempt != attempt)
-            return false;
-        m.state = SaveState::restored;
-        m.last_error.clear();
-        m.timeline.push_back({"helper-connected", connected_at});
-        if (outcome->setup_at > 0)
-            m.timeline.push_back({"migration-setup", outcome->setup_at});
-        m.timeline.push_back({"loaded", outcome->loaded_at});
-        recorded = true;
-        return true;
-    });
-    if (!ok)
-        return std::unexpected(ok.error());
-    if (!recorded)
-        log.push_back("manifest no longer belongs to attempt " + attempt + ": not recorded");
-    if (auto removed = remove_attempt_dir(paths, attempt); !removed)
-        log.push_back(removed.error().message());
-    return {};
+    if (auto ok = check_completed(*outcome, options, args.uuid); !ok)
+        return failed(ok.error());
+    return record_restored(paths, *state, args, connected_at, *outcome, log);
 }
 
 } // namespace vmupdate

@@ -2,6 +2,7 @@
 
 #include "fd.hpp"
 #include "fsutil.hpp"
+#include "sha256.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -130,22 +131,18 @@ Result<SaveImageFacts> read_save_image(const std::string& path) {
     auto& [fd, size] = *image;
     std::string head;
     // The header first, then only as much as its data_len says the XML takes.
+    // Each read goes on where the last stopped: nothing else reads this descriptor.
     auto read_up_to = [&](std::uint64_t want) -> Result<void> {
         want = std::min(want, size);
-        std::size_t got = head.size();
+        std::size_t had = head.size();
+        if (want <= had)
+            return {};
         head.resize(static_cast<std::size_t>(want));
-        while (got < head.size()) {
-            ssize_t n =
-                ::pread(fd.get(), head.data() + got, head.size() - got, static_cast<off_t>(got));
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0)
-                return fail_errno(errno, path, "cannot read the managed-save image");
-            if (n == 0)
-                break;
-            got += static_cast<std::size_t>(n);
-        }
-        head.resize(got);
+        auto got = read_full(fd.get(), head.data() + had, head.size() - had, path,
+                             "cannot read the managed-save image");
+        if (!got)
+            return std::unexpected(got.error());
+        head.resize(had + *got);
         return {};
     };
     if (auto ok = read_up_to(header_size); !ok)

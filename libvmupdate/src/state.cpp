@@ -33,16 +33,27 @@ Result<void> check_uuid(std::string_view uuid) {
                 "(8-4-4-4-12)");
 }
 
-// Opens (creating) a lock file in the root-only locks/ directory.
-Result<Fd> open_lock_file(const std::string& file) {
+// A lock file in the root-only locks/ directory, open.
+struct LockFile {
+    std::string path;
+    Fd fd;
+};
+
+// Opens (creating) lock file locks/<uuid><suffix> of state directory `root`;
+// the UUID is checked first.
+Result<LockFile> open_lock_file(const std::string& root, std::string_view uuid,
+                                std::string_view suffix) {
+    if (auto r = check_uuid(uuid); !r)
+        return std::unexpected(r.error());
+    LockFile lock{root + "/locks/" + std::string(uuid) + std::string(suffix), Fd()};
     int raw;
     do
-        raw = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, file_mode);
+        raw = ::open(lock.path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, file_mode);
     while (raw < 0 && errno == EINTR);
-    Fd fd(raw);
-    if (!fd)
-        return fail_errno(errno, file, "cannot open lock file");
-    return fd;
+    lock.fd.reset(raw);
+    if (!lock.fd)
+        return fail_errno(errno, lock.path, "cannot open lock file");
+    return lock;
 }
 
 struct DirCloser {
@@ -96,13 +107,12 @@ Result<std::optional<Manifest>> StateDir::load(std::string_view uuid) const {
     if (auto r = check_uuid(uuid); !r)
         return std::unexpected(r.error());
     std::string file = path_ + "/manifests/" + std::string(uuid) + std::string(manifest_suffix);
-    auto text = read_file(file, max_manifest_size);
-    if (!text) {
-        if (text.error().code == Errc::not_found)
-            return std::nullopt;
+    auto text = read_file_if_exists(file, max_manifest_size);
+    if (!text)
         return std::unexpected(text.error());
-    }
-    auto manifest = parse_manifest(*text, file);
+    if (!*text)
+        return std::nullopt;
+    auto manifest = parse_manifest(**text, file);
     if (!manifest)
         return std::unexpected(manifest.error());
     // A manifest filed under another domain's name was moved or copied by hand;
@@ -136,21 +146,18 @@ Result<void> StateDir::store(const Manifest& manifest) const {
 
 Result<std::optional<Manifest>>
 StateDir::update(std::string_view uuid, const std::function<bool(Manifest&)>& change) const {
-    if (auto r = check_uuid(uuid); !r)
-        return std::unexpected(r.error());
     // Not the domain lock: the CLI holds that across a whole restore, during which
     // libvirt runs the hook and the helper, which must update the manifest too.
-    std::string file = path_ + "/locks/" + std::string(uuid) + ".manifest";
-    auto fd = open_lock_file(file);
-    if (!fd)
-        return std::unexpected(fd.error());
+    auto lock = open_lock_file(path_, uuid, ".manifest");
+    if (!lock)
+        return std::unexpected(lock.error());
     // Held for one load and store only (milliseconds): a blocking lock is fine.
     int r;
     do
-        r = ::flock(fd->get(), LOCK_EX);
+        r = ::flock(lock->fd.get(), LOCK_EX);
     while (r < 0 && errno == EINTR);
     if (r < 0)
-        return fail_errno(errno, file, "cannot lock");
+        return fail_errno(errno, lock->path, "cannot lock");
     auto loaded = load(uuid);
     if (!loaded || !*loaded)
         return loaded;
@@ -210,14 +217,11 @@ Result<std::vector<Manifest>> StateDir::list() const {
 }
 
 Result<DomainLock> StateDir::lock(std::string_view uuid, std::chrono::milliseconds wait) const {
-    if (auto r = check_uuid(uuid); !r)
-        return std::unexpected(r.error());
     // Lock files are never removed: unlinking one while another process waits
     // on it would let a third lock a new file and both proceed.
-    std::string file = path_ + "/locks/" + std::string(uuid) + ".lock";
-    auto fd = open_lock_file(file);
-    if (!fd)
-        return std::unexpected(fd.error());
+    auto file = open_lock_file(path_, uuid, ".lock");
+    if (!file)
+        return std::unexpected(file.error());
 
     using clock = std::chrono::steady_clock;
     const auto deadline = clock::now() + wait;
@@ -225,12 +229,12 @@ Result<DomainLock> StateDir::lock(std::string_view uuid, std::chrono::millisecon
     // flock() cannot time out by itself; a blocking call would need a signal
     // to interrupt it, so poll instead.
     for (;;) {
-        if (::flock(fd->get(), LOCK_EX | LOCK_NB) == 0)
-            return DomainLock(fd->release(), std::string(uuid));
+        if (::flock(file->fd.get(), LOCK_EX | LOCK_NB) == 0)
+            return DomainLock(file->fd.release(), std::string(uuid));
         if (errno == EINTR)
             continue;
         if (errno != EWOULDBLOCK)
-            return fail_errno(errno, file, "cannot lock");
+            return fail_errno(errno, file->path, "cannot lock");
         auto now = clock::now();
         if (now >= deadline)
             return fail(Errc::busy, std::string(uuid), "cannot lock domain",
@@ -253,13 +257,12 @@ Result<std::optional<std::int64_t>> StateDir::last_pause(std::string_view uuid) 
     if (auto r = check_uuid(uuid); !r)
         return std::unexpected(r.error());
     std::string file = path_ + "/pause/" + std::string(uuid);
-    auto text = read_file(file, 64);
-    if (!text) {
-        if (text.error().code == Errc::not_found)
-            return std::nullopt;
+    auto text = read_file_if_exists(file, 64);
+    if (!text)
         return std::unexpected(text.error());
-    }
-    std::string_view s = *text;
+    if (!*text)
+        return std::nullopt;
+    std::string_view s = **text;
     if (s.ends_with('\n'))
         s.remove_suffix(1);
     std::int64_t value{};

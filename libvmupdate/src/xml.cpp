@@ -85,33 +85,35 @@ Result<Doc> parse(std::string_view text, std::string_view object) {
 
 namespace {
 
+// The entity that stands for `c` in an attribute value (`attribute`) or in
+// text; nullptr when `c` stands for itself.
+const char* entity(char c, bool attribute) {
+    switch (c) {
+    case '&':
+        return "&amp;";
+    case '<':
+        return "&lt;";
+    case '>':
+        return "&gt;";
+    case '\'':
+        return attribute ? "&apos;" : nullptr;
+    case '\n':
+        return attribute ? "&#10;" : nullptr;
+    case '\r':
+        return "&#13;";
+    case '\t':
+        return attribute ? "&#9;" : nullptr;
+    default:
+        return nullptr;
+    }
+}
+
 void escape(std::string& out, const xmlChar* raw, bool attribute) {
     for (const char* c = reinterpret_cast<const char*>(raw); c && *c; ++c) {
-        switch (*c) {
-        case '&':
-            out += "&amp;";
-            break;
-        case '<':
-            out += "&lt;";
-            break;
-        case '>':
-            out += "&gt;";
-            break;
-        case '\'':
-            out += attribute ? "&apos;" : "'";
-            break;
-        case '\n':
-            out += attribute ? "&#10;" : "\n";
-            break;
-        case '\r':
-            out += "&#13;";
-            break;
-        case '\t':
-            out += attribute ? "&#9;" : "\t";
-            break;
-        default:
+        if (const char* e = entity(*c, attribute))
+            out += e;
+        else
             out += *c;
-        }
     }
 }
 

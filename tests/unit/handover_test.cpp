@@ -3,6 +3,7 @@
 // handover itself runs in e2e.host_update_luo.
 #include "fsutil.hpp"
 #include "preserved_file.hpp"
+#include "ram_fixture.hpp"
 #include "temp_dir.hpp"
 #include "vmupdate/handover.hpp"
 #include "vmupdate/ram.hpp"
@@ -26,21 +27,9 @@ namespace {
 
 constexpr const char* uuid = "0f5e4b9a-2c1d-4e8f-9a7b-3c2d1e0f9a8b";
 using TempDir = vmupdate::testing::TempDir;
-
-bool contains(const std::string& hay, const std::string& needle) {
-    return hay.find(needle) != std::string::npos;
-}
-
-struct stat stat_of(const std::string& path) {
-    struct stat st {};
-    EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
-    return st;
-}
-
-bool exists(const std::string& path) {
-    struct stat st {};
-    return ::lstat(path.c_str(), &st) == 0;
-}
+using vmupdate::testing::contains;
+using vmupdate::testing::exists;
+using vmupdate::testing::stat_of;
 
 std::string slurp(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
@@ -62,12 +51,10 @@ std::string ram_image() {
 
 // A saved domain as the hook leaves it: RAM preserved in root's directory,
 // libvirt's RAM directory gone, the manifest stored.
-class Saved : public ::testing::Test {
+class Saved : public vmupdate::testing::RamDirTest {
 protected:
     void SetUp() override {
-        ASSERT_FALSE(tmp.path().empty());
-        ASSERT_EQ(::mkdir(backing.c_str(), 0755), 0);
-        ASSERT_EQ(::mkdir(ram_dir.c_str(), 0755), 0);
+        ASSERT_NO_FATAL_FAILURE(make_ram_dir());
         {
             std::ofstream out(ram_dir + "/pc.ram", std::ios::binary);
             out << content;
@@ -95,9 +82,6 @@ protected:
     std::string record() const { return paths.state_dir + "/handover.json"; }
 
     std::string content = ram_image();
-    TempDir tmp;
-    std::string backing = tmp / "ram";
-    std::string ram_dir = backing + "/7-web1";
     std::vector<RamFile> ram;
     Paths paths;
 };

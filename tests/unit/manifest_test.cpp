@@ -7,6 +7,7 @@
 #include <libxml/tree.h>
 #include <memory>
 #include <string>
+#include <tuple>
 
 using namespace vmupdate;
 
@@ -249,29 +250,37 @@ TEST(ManifestParse, RejectsBadUuid) {
 }
 
 TEST(ManifestParse, RejectsBadNumbers) {
-    expect_rejected(with("device='64768'", "device='-1'"), "attribute device: '-1'");
-    expect_rejected(with("inode='131'", "inode='13a'"), "attribute inode: '13a'");
-    expect_rejected(with("size='4294967296'", "size=''"), "attribute size: ''");
-    expect_rejected(with("size='4294967296'", "size=' 1'"), "attribute size: ' 1'");
-    expect_rejected(with("size='4294967296'", "size='+1'"), "attribute size: '+1'");
-    expect_rejected(with("size='4294967296'", "size='18446744073709551616'"),
-                    "not a non-negative decimal number in range");
-    expect_rejected(with("size='123456789'", "size='0x10'"), "element <image>");
-    expect_rejected(with("<saved-at-us>1700000000123456", "<saved-at-us>-1700000000123456"),
-                    "element <saved-at-us>");
-    expect_rejected(with("<paused-at-us>1699999999000001", "<paused-at-us>9223372036854775808"),
-                    "element <paused-at-us>");
-    expect_rejected(with("<saved-at-us>1700000000123456", "<saved-at-us>soon"), "'soon'");
+    const std::tuple<const char*, const char*, const char*> cases[] = {
+        {"device='64768'", "device='-1'", "attribute device: '-1'"},
+        {"inode='131'", "inode='13a'", "attribute inode: '13a'"},
+        {"size='4294967296'", "size=''", "attribute size: ''"},
+        {"size='4294967296'", "size=' 1'", "attribute size: ' 1'"},
+        {"size='4294967296'", "size='+1'", "attribute size: '+1'"},
+        {"size='4294967296'", "size='18446744073709551616'",
+         "not a non-negative decimal number in range"},
+        {"size='123456789'", "size='0x10'", "element <image>"},
+        {"<saved-at-us>1700000000123456", "<saved-at-us>-1700000000123456",
+         "element <saved-at-us>"},
+        {"<paused-at-us>1699999999000001", "<paused-at-us>9223372036854775808",
+         "element <paused-at-us>"},
+        {"<saved-at-us>1700000000123456", "<saved-at-us>soon", "'soon'"},
+    };
+    for (const auto& [from, to, why] : cases)
+        expect_rejected(with(from, to), why);
 }
 
 TEST(ManifestParse, RejectsBadRamAndImage) {
-    expect_rejected(with("name='pc.ram'", "name='../pc.ram'"), "not a plain file name");
-    expect_rejected(with("name='pc.ram'", "name='..'"), "not a plain file name");
-    expect_rejected(with("name='pc.ram' ", ""), "attribute name is missing");
-    expect_rejected(with("preserved='/var", "preserved='var"), "not an absolute path");
-    expect_rejected(with("path='/var", "path='var"), "not an absolute path");
-    expect_rejected(with("sha256='cdc76e", "sha256='CDC76E"), "64 lowercase hexadecimal");
-    expect_rejected(with("sha256='cdc76e", "sha256='cdc7"), "64 lowercase hexadecimal");
+    const std::tuple<const char*, const char*, const char*> cases[] = {
+        {"name='pc.ram'", "name='../pc.ram'", "not a plain file name"},
+        {"name='pc.ram'", "name='..'", "not a plain file name"},
+        {"name='pc.ram' ", "", "attribute name is missing"},
+        {"preserved='/var", "preserved='var", "not an absolute path"},
+        {"path='/var", "path='var", "not an absolute path"},
+        {"sha256='cdc76e", "sha256='CDC76E", "64 lowercase hexadecimal"},
+        {"sha256='cdc76e", "sha256='cdc7", "64 lowercase hexadecimal"},
+    };
+    for (const auto& [from, to, why] : cases)
+        expect_rejected(with(from, to), why);
 }
 
 TEST(ManifestParse, RejectsUnknownState) {

@@ -3,12 +3,15 @@
 #pragma once
 
 #include <cstddef>
+#include <cstring>
+#include <functional>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <poll.h>
 #include <string>
 #include <string_view>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 namespace vmupdate::testing {
@@ -95,5 +98,32 @@ private:
     std::string buf_;
     size_t received_ = 0;
 };
+
+/// A bound unix socket at `path`, listening when `listen` is set; -1 on failure.
+inline int bind_unix(const std::string& path, bool listen) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+    if (fd < 0 || ::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        (listen && ::listen(fd, 1) != 0)) {
+        if (fd >= 0)
+            ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/// Accepts one connection on `listener` (waiting up to 5 s) and plays QEMU on it.
+inline void serve_once(int listener, const std::function<void(Peer&)>& script) {
+    pollfd p{listener, POLLIN, 0};
+    if (::poll(&p, 1, 5000) <= 0)
+        return;
+    int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0)
+        return;
+    Peer peer(fd);
+    script(peer);
+}
 
 } // namespace vmupdate::testing

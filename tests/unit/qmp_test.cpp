@@ -25,7 +25,9 @@ using json = nlohmann::json;
 
 namespace {
 
+using vmupdate::testing::bind_unix;
 using vmupdate::testing::Peer;
+using vmupdate::testing::serve_once;
 constexpr std::string_view greeting = vmupdate::testing::qemu_greeting;
 
 // What query-migrate-capabilities returned on QEMU 10.0 with x-ignore-shared on.
@@ -92,19 +94,21 @@ private:
     std::string path_;
 };
 
-// A bound unix socket, listening when `listen` is set; -1 on failure.
-int bind_unix(const std::string& path, bool listen) {
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-    if (fd < 0 || ::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0 ||
-        (listen && ::listen(fd, 1) != 0)) {
-        if (fd >= 0)
-            ::close(fd);
-        return -1;
-    }
-    return fd;
+// That `r` failed with a timeout, no sooner than `ms` after `start` and well
+// within 2 s.
+// That `r` failed with a protocol error whose cause contains `cause`.
+template <typename T> void expect_qmp_error(const Result<T>& r, std::string_view cause = {}) {
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Errc::qmp);
+    EXPECT_NE(r.error().cause.find(cause), std::string::npos) << r.error().cause;
+}
+
+template <typename T>
+void expect_timed_out(const Result<T>& r, Clock::time_point start, long long ms) {
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Errc::timeout);
+    EXPECT_GE(ms_since(start), ms);
+    EXPECT_LT(ms_since(start), 2000);
 }
 
 } // namespace
@@ -266,11 +270,8 @@ TEST(QmpClient, QueuesEventsArrivingBeforeTheReply) {
     // The queue is empty now and the peer silent.
     auto start = Clock::now();
     auto none = client->wait_event("MIGRATION", 200ms);
-    ASSERT_FALSE(none);
-    EXPECT_EQ(none.error().code, Errc::timeout);
+    ASSERT_NO_FATAL_FAILURE(expect_timed_out(none, start, 200));
     EXPECT_EQ(none.error().step, "QMP event MIGRATION did not arrive");
-    EXPECT_GE(ms_since(start), 200);
-    EXPECT_LT(ms_since(start), 2000);
 }
 
 TEST(QmpClient, WaitEventReadsFromTheSocket) {
@@ -310,12 +311,9 @@ TEST(QmpClient, TimesOutWhenThePeerIsSilent) {
     ASSERT_TRUE(client) << client.error().message();
     auto start = Clock::now();
     auto r = client->execute("query-migrate", {}, 200ms);
-    ASSERT_FALSE(r);
-    EXPECT_EQ(r.error().code, Errc::timeout);
+    ASSERT_NO_FATAL_FAILURE(expect_timed_out(r, start, 200));
     EXPECT_EQ(r.error().message(),
               "fake.sock: QMP command query-migrate failed: timed out after 200 ms");
-    EXPECT_GE(ms_since(start), 200);
-    EXPECT_LT(ms_since(start), 2000);
 }
 
 TEST(QmpClient, DropsTheLateReplyAfterATimeout) {
@@ -344,11 +342,8 @@ TEST(QmpClient, GreetingTimesOut) {
     FakeQemu qemu([](Peer& p) { p.wait_closed(); });
     auto start = Clock::now();
     auto client = QmpClient::adopt(qemu.take_fd(), "fake.sock", 200ms);
-    ASSERT_FALSE(client);
-    EXPECT_EQ(client.error().code, Errc::timeout);
+    ASSERT_NO_FATAL_FAILURE(expect_timed_out(client, start, 200));
     EXPECT_EQ(client.error().step, "cannot read the QMP greeting");
-    EXPECT_GE(ms_since(start), 200);
-    EXPECT_LT(ms_since(start), 2000);
 }
 
 TEST(QmpClient, NegotiationTimesOut) {
@@ -419,9 +414,7 @@ TEST(QmpClient, RejectsJsonThatIsNotAnObject) {
     });
     auto client = QmpClient::adopt(qemu.take_fd(), "fake.sock", 2s);
     ASSERT_TRUE(client) << client.error().message();
-    auto r = client->execute("query-migrate");
-    ASSERT_FALSE(r);
-    EXPECT_EQ(r.error().code, Errc::qmp);
+    ASSERT_NO_FATAL_FAILURE(expect_qmp_error(client->execute("query-migrate")));
 }
 
 TEST(QmpClient, RejectsAPeerThatIsNotQmp) {
@@ -430,9 +423,7 @@ TEST(QmpClient, RejectsAPeerThatIsNotQmp) {
         p.wait_closed();
     });
     auto client = QmpClient::adopt(qemu.take_fd(), "fake.sock", 2s);
-    ASSERT_FALSE(client);
-    EXPECT_EQ(client.error().code, Errc::qmp);
-    EXPECT_NE(client.error().cause.find("not a QMP greeting"), std::string::npos);
+    ASSERT_NO_FATAL_FAILURE(expect_qmp_error(client, "not a QMP greeting"));
 }
 
 TEST(QmpClient, RejectsOverlongMessages) {
@@ -444,10 +435,7 @@ TEST(QmpClient, RejectsOverlongMessages) {
     });
     auto client = QmpClient::adopt(qemu.take_fd(), "fake.sock", 2s);
     ASSERT_TRUE(client) << client.error().message();
-    auto r = client->execute("query-migrate", {}, 5s);
-    ASSERT_FALSE(r);
-    EXPECT_EQ(r.error().code, Errc::qmp);
-    EXPECT_NE(r.error().cause.find("16 MiB"), std::string::npos) << r.error().cause;
+    ASSERT_NO_FATAL_FAILURE(expect_qmp_error(client->execute("query-migrate", {}, 5s), "16 MiB"));
 }
 
 TEST(QmpClient, SkipsBlankLines) {
@@ -471,14 +459,11 @@ TEST(QmpConnect, TimesOutWithNothingListening) {
     TempDir dir;
     auto start = Clock::now();
     auto client = QmpClient::connect(dir.path() + "/qmp.sock", 200ms);
-    ASSERT_FALSE(client);
-    EXPECT_EQ(client.error().code, Errc::timeout);
+    ASSERT_NO_FATAL_FAILURE(expect_timed_out(client, start, 200));
     EXPECT_EQ(client.error().object, dir.path() + "/qmp.sock");
     EXPECT_EQ(client.error().step, "cannot connect to QMP socket");
     EXPECT_NE(client.error().cause.find("No such file or directory"), std::string::npos)
         << client.error().cause;
-    EXPECT_GE(ms_since(start), 200);
-    EXPECT_LT(ms_since(start), 2000);
 }
 
 TEST(QmpConnect, TimesOutWhileTheSocketIsNotListening) {
@@ -514,18 +499,6 @@ TEST(QmpConnect, FailsAtOnceOnOtherErrors) {
 }
 
 namespace {
-
-// Accepts one connection on `listener` and plays QEMU on it.
-void serve_once(int listener, const std::function<void(Peer&)>& script) {
-    pollfd p{listener, POLLIN, 0};
-    if (::poll(&p, 1, 5000) <= 0)
-        return;
-    int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0)
-        return;
-    Peer peer(fd);
-    script(peer);
-}
 
 void answer_query_status(Peer& p) {
     p.negotiate();
@@ -646,10 +619,8 @@ TEST(QmpClient, MessageLimitIsAnOption) {
     options.limits.max_message = 4096;
     auto client = QmpClient::adopt(qemu.take_fd(), "fake.sock", 2s, options);
     ASSERT_TRUE(client) << client.error().message();
-    auto r = client->execute("query-migrate", {}, 2s);
-    ASSERT_FALSE(r);
-    EXPECT_EQ(r.error().code, Errc::qmp);
-    EXPECT_NE(r.error().cause.find("longer than 4096 bytes"), std::string::npos) << r.error().cause;
+    ASSERT_NO_FATAL_FAILURE(
+        expect_qmp_error(client->execute("query-migrate", {}, 2s), "longer than 4096 bytes"));
 }
 
 TEST(QmpClient, RejectsACompleteLineOverTheLimit) {
@@ -683,11 +654,8 @@ TEST(QmpClient, RejectsDeepNestingBeforeParsing) {
     ASSERT_TRUE(client) << client.error().message();
     auto ok = client->wait_event("OK", 2s);
     ASSERT_TRUE(ok) << ok.error().message();
-    auto deep = client->wait_event("DEEP", 2s);
-    ASSERT_FALSE(deep);
-    EXPECT_EQ(deep.error().code, Errc::qmp);
-    EXPECT_NE(deep.error().cause.find("nested deeper than 64"), std::string::npos)
-        << deep.error().cause;
+    ASSERT_NO_FATAL_FAILURE(
+        expect_qmp_error(client->wait_event("DEEP", 2s), "nested deeper than 64"));
 }
 
 TEST(QmpClient, AcceptsNestingUpToTheLimit) {

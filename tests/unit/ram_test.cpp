@@ -1,5 +1,6 @@
 // Guest RAM preservation: libvirt's RAM directory names and vmupdate's hard links.
 #include "fsutil.hpp"
+#include "ram_fixture.hpp"
 #include "temp_dir.hpp"
 #include "vmupdate/ram.hpp"
 
@@ -28,6 +29,9 @@ namespace {
 constexpr const char* uuid = "c7a5fdbd-edaf-9455-926a-d65c16db1809";
 
 using TempDir = vmupdate::testing::TempDir;
+using vmupdate::testing::contains;
+using vmupdate::testing::exists;
+using vmupdate::testing::stat_of;
 
 void write_file(const std::string& path, size_t size, char fill = 'x') {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -35,25 +39,10 @@ void write_file(const std::string& path, size_t size, char fill = 'x') {
     ASSERT_TRUE(out.good()) << path;
 }
 
-struct stat stat_of(const std::string& path) {
-    struct stat st {};
-    EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
-    return st;
-}
-
-bool exists(const std::string& path) {
-    struct stat st {};
-    return ::lstat(path.c_str(), &st) == 0;
-}
-
 std::vector<RamFile> sorted(std::vector<RamFile> v) {
     std::sort(v.begin(), v.end(),
               [](const RamFile& a, const RamFile& b) { return a.name < b.name; });
     return v;
-}
-
-bool contains(const std::string& hay, const std::string& needle) {
-    return hay.find(needle) != std::string::npos;
 }
 
 std::string repeat(std::string_view s, int n) {
@@ -65,12 +54,10 @@ std::string repeat(std::string_view s, int n) {
 
 // libvirt's memory_backing_dir with the RAM directory of a running domain
 // (id 7, "web1") holding pc.ram (4096 bytes) and ram-node0 (8192 bytes).
-class RamDir : public ::testing::Test {
+class RamDir : public vmupdate::testing::RamDirTest {
 protected:
     void SetUp() override {
-        ASSERT_FALSE(tmp.path().empty());
-        ASSERT_EQ(::mkdir(backing.c_str(), 0755), 0);
-        ASSERT_EQ(::mkdir(ram_dir.c_str(), 0755), 0);
+        ASSERT_NO_FATAL_FAILURE(make_ram_dir());
         write_file(ram_dir + "/pc.ram", 4096);
         write_file(ram_dir + "/ram-node0", 8192);
         auto p = preserved_dir(backing, uuid);
@@ -84,9 +71,13 @@ protected:
         return held ? sorted(*held) : std::vector<RamFile>{};
     }
 
-    TempDir tmp;
-    std::string backing = tmp / "ram";
-    std::string ram_dir = backing + "/7-web1";
+    // That `held` is pc.ram and ram-node0, nothing else.
+    static void expect_both(const std::vector<RamFile>& held) {
+        ASSERT_EQ(held.size(), 2u);
+        EXPECT_EQ(held[0].name, "pc.ram");
+        EXPECT_EQ(held[1].name, "ram-node0");
+    }
+
     std::string preserved;
     std::vector<std::string> names{"pc.ram", "ram-node0"}; // as DomainInfo::ram_files
 };
@@ -213,9 +204,7 @@ TEST_F(RamDir, PreserveHoldsTheDomainsRamFilesByNameOnly) {
     write_file(ram_dir + "/pc.ram.swap", 4096);
     write_file(ram_dir + "/ram-node7", 4096);
     auto held = preserve_ok();
-    ASSERT_EQ(held.size(), 2u);
-    EXPECT_EQ(held[0].name, "pc.ram");
-    EXPECT_EQ(held[1].name, "ram-node0");
+    ASSERT_NO_FATAL_FAILURE(expect_both(held));
     EXPECT_FALSE(exists(preserved + "/pc.ram.swap"));
     EXPECT_FALSE(exists(preserved + "/ram-node7"));
     auto bad = preserve_ram(ram_dir, preserved, {"../pc.ram"});
@@ -244,9 +233,7 @@ TEST_F(RamDir, PreserveIgnoresSubdirectories) {
     ASSERT_EQ(::mkdir((ram_dir + "/sub").c_str(), 0755), 0);
     write_file(ram_dir + "/sub/inner.ram", 512);
     auto held = preserve_ok();
-    ASSERT_EQ(held.size(), 2u);
-    EXPECT_EQ(held[0].name, "pc.ram");
-    EXPECT_EQ(held[1].name, "ram-node0");
+    ASSERT_NO_FATAL_FAILURE(expect_both(held));
     EXPECT_FALSE(exists(preserved + "/sub"));
     EXPECT_FALSE(exists(preserved + "/inner.ram"));
 
@@ -266,9 +253,7 @@ TEST_F(RamDir, PreserveIgnoresSymbolicLinks) {
     write_file(outside, 100);
     ASSERT_EQ(::symlink(outside.c_str(), (ram_dir + "/evil").c_str()), 0);
     auto held = preserve_ok();
-    ASSERT_EQ(held.size(), 2u);
-    EXPECT_EQ(held[0].name, "pc.ram");
-    EXPECT_EQ(held[1].name, "ram-node0");
+    ASSERT_NO_FATAL_FAILURE(expect_both(held));
     EXPECT_FALSE(exists(preserved + "/evil"));
     EXPECT_EQ(stat_of(outside).st_nlink, 1u);
 }

@@ -42,24 +42,14 @@ using Clock = std::chrono::steady_clock;
 class FakeQemu {
 public:
     FakeQemu(const std::string& path, std::function<void(Peer&)> script) {
-        listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_un addr{};
-        addr.sun_family = AF_UNIX;
-        std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-        if (listen_fd_ < 0 ||
-            ::bind(listen_fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 ||
-            ::listen(listen_fd_, 1) != 0)
+        listen_fd_ = vmupdate::testing::bind_unix(path, true);
+        if (listen_fd_ < 0)
             ADD_FAILURE() << "cannot listen on " << path << ": " << std::strerror(errno);
         thread_ = std::thread([this, script = std::move(script)] {
-            pollfd p{listen_fd_, POLLIN, 0};
-            if (::poll(&p, 1, 5000) <= 0)
-                return;
-            int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-            if (fd < 0)
-                return;
-            Peer peer(fd);
-            script(peer);
-            received_ = peer.bytes_received();
+            vmupdate::testing::serve_once(listen_fd_, [&](Peer& peer) {
+                script(peer);
+                received_ = peer.bytes_received();
+            });
         });
     }
     FakeQemu(const FakeQemu&) = delete;
@@ -192,6 +182,14 @@ protected:
         EXPECT_NE(m.last_error.find(cause), std::string::npos) << m.last_error;
     }
 
+    // Runs the helper, which must fail with `code` and record `cause`.
+    void expect_run_fails(Errc code, const std::string& cause) {
+        auto ok = run();
+        ASSERT_FALSE(ok);
+        EXPECT_EQ(ok.error().code, code) << ok.error().message();
+        expect_failure_recorded(cause);
+    }
+
     vmupdate::testing::TempDir tmp{"helper"};
     Paths paths;
     std::optional<StateDir> state;
@@ -256,10 +254,7 @@ TEST_F(RestoreHelper, SilentPeerTimesOut) {
 
 TEST_F(RestoreHelper, NoSocketTimesOut) {
     options.connect_timeout = 200ms;
-    auto ok = run();
-    ASSERT_FALSE(ok);
-    EXPECT_EQ(ok.error().code, Errc::timeout) << ok.error().message();
-    expect_failure_recorded("timed out");
+    expect_run_fails(Errc::timeout, "timed out");
 }
 
 TEST_F(RestoreHelper, FloodWithoutNewlineIsBounded) {
@@ -312,10 +307,7 @@ TEST_F(RestoreHelper, DeeplyNestedEventIsAProtocolError) {
                          std::string(depth, ']') + "}");
               }});
     });
-    auto ok = run();
-    ASSERT_FALSE(ok);
-    EXPECT_EQ(ok.error().code, Errc::qmp) << ok.error().message();
-    expect_failure_recorded("nested deeper");
+    expect_run_fails(Errc::qmp, "nested deeper");
 }
 
 TEST_F(RestoreHelper, CompletedEventNeedsQueryMigrateToAgree) {
@@ -323,10 +315,7 @@ TEST_F(RestoreHelper, CompletedEventNeedsQueryMigrateToAgree) {
         Behaviour b{[](Peer& q) { q.send(event("completed")); }, "active"};
         serve(p, b);
     });
-    auto ok = run();
-    ASSERT_FALSE(ok);
-    EXPECT_EQ(ok.error().code, Errc::verify) << ok.error().message();
-    expect_failure_recorded("incoming migration active");
+    expect_run_fails(Errc::verify, "incoming migration active");
 }
 
 TEST_F(RestoreHelper, FailedMigrationIsRecorded) {

@@ -1,5 +1,6 @@
 // The state directory and the crash-safe file helpers under it.
 #include "fsutil.hpp"
+#include "sha256.hpp"
 #include "temp_dir.hpp"
 #include "vmupdate/state.hpp"
 

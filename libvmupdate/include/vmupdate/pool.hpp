@@ -1,10 +1,11 @@
 // The pmem pool that holds guest RAM: which pmem regions and namespaces the
-// host has, creating a DAX file system on one, pointing libvirt at it, and
-// whether guest RAM still fits.
+// host has (libndctl), creating a DAX file system on one and pointing libvirt
+// at it. The full library's; what the core (the hook) needs of a pool, its
+// capacity and sizes, is in vmupdate/pool_usage.hpp, which this builds on.
 #pragma once
 
 #include "vmupdate/error.hpp"
-#include "vmupdate/host.hpp"
+#include "vmupdate/pool_usage.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -84,31 +85,6 @@ struct PoolCreated {
 /// `text` with its active memory_backing_dir setting replaced by `dir` (or the
 /// setting appended); comments and other lines unchanged.
 [[nodiscard]] std::string set_memory_backing_dir(std::string_view text, std::string_view dir);
-
-/// Capacity of the file system under a memory_backing_dir.
-struct PoolUsage {
-    std::string mount_point;   ///< the file system's mount point
-    std::string fstype;        ///< e.g. ext4
-    FsKind kind{FsKind::disk}; ///< dax, memory or disk
-    std::uint64_t total = 0;   ///< bytes
-    std::uint64_t free = 0;    ///< bytes an unprivileged writer can still use
-};
-
-/// Total and free bytes of the file system holding `backing_dir` (or its
-/// nearest existing parent).
-[[nodiscard]] Result<PoolUsage> pool_usage(const std::string& backing_dir);
-
-/// A message naming `pool` and both sizes when `need_bytes` do not fit in
-/// `free_bytes`; nothing when they fit.
-[[nodiscard]] std::optional<std::string>
-would_not_fit(std::uint64_t free_bytes, std::uint64_t need_bytes, std::string_view pool);
-
-/// Parses a size: a number with an optional binary suffix K, M, G or T (also
-/// KiB, MiB, ..., case-insensitive), e.g. "256M", "1G", "1073741824".
-[[nodiscard]] Result<std::uint64_t> parse_size(std::string_view text);
-
-/// Bytes for people: "256.0 MiB", "1.5 GiB", "512 B".
-[[nodiscard]] std::string format_size(std::uint64_t bytes);
 
 /// The first mount of block device `major:minor` in the text of a
 /// /proc/self/mountinfo, with its DAX state.

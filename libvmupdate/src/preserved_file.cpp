@@ -1,0 +1,159 @@
+// Single preserved RAM files as open files, for the handover (handover.cpp):
+// opened and unlinked through root's directory, and rebuilt from a memfd.
+#include "preserved_file.hpp"
+
+#include "fsutil.hpp"
+#include "held_ram.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+namespace vmupdate {
+
+using held::identity_of;
+using held::matches;
+using held::open_held;
+using held::open_verified;
+using held::safe_file_name;
+using held::Split;
+using held::split;
+
+Result<Fd> open_preserved_file(std::string_view domain, const RamFile& f, FileOwner& owner) {
+    auto v = open_verified(domain, f);
+    if (!v)
+        return std::unexpected(v.error());
+    int fd;
+    do
+        fd = ::openat(v->held.dir.get(), v->name.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return fail_errno(errno, std::string(domain),
+                          "cannot open preserved RAM file " + f.preserved);
+    Fd file(fd);
+    struct stat st {};
+    if (::fstat(file.get(), &st) != 0)
+        return fail_errno(errno, std::string(domain), "cannot examine " + f.preserved);
+    // Checked again on the open file: the name may have changed hands in between
+    // only through root, but the link count is what the kernel will look at.
+    if (auto ok = matches(f, identity_of(st), domain, f.preserved); !ok)
+        return std::unexpected(ok.error());
+    if (st.st_nlink != 1)
+        return fail(Errc::refused, std::string(domain), "cannot hand over RAM file " + f.preserved,
+                    "it has " + std::to_string(st.st_nlink) +
+                        " links; only vmupdate's may remain (another user linked it)");
+    owner = FileOwner{st.st_uid, st.st_gid, static_cast<mode_t>(st.st_mode & 07777)};
+    return file;
+}
+
+Result<void> unlink_preserved_file(std::string_view domain, const RamFile& f) {
+    auto v = open_verified(domain, f);
+    if (!v)
+        return std::unexpected(v.error());
+    if (::unlinkat(v->held.dir.get(), v->name.c_str(), 0) != 0)
+        return fail_errno(errno, std::string(domain), "cannot unlink " + f.preserved);
+    return fsync_fd(v->held.dir.get(), split(f.preserved).dir);
+}
+
+namespace {
+
+// A full pread or pwrite (`io`) at an offset, retrying EINTR and short
+// transfers; false with errno set (EIO for an early end of file).
+template <typename Io, typename Buf>
+bool transfer_all(Io io, int fd, Buf* buf, size_t n, off_t at) {
+    while (n > 0) {
+        ssize_t r = io(fd, buf, n, at);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            if (r == 0)
+                errno = EIO;
+            return false;
+        }
+        buf += r;
+        n -= static_cast<size_t>(r);
+        at += r;
+    }
+    return true;
+}
+
+} // namespace
+
+Result<RamFile> rebuild_preserved_file(std::string_view domain, int src, const RamFile& f,
+                                       const FileOwner& owner) {
+    Split at = split(f.preserved);
+    if (!safe_file_name(at.name))
+        return fail(Errc::invalid_input, std::string(domain), "invalid preserved RAM file",
+                    f.preserved);
+    auto held = open_held(at.dir, true);
+    if (!held)
+        return std::unexpected(held.error());
+    struct stat there {};
+    if (::fstatat(held->dir.get(), at.name.c_str(), &there, AT_SYMLINK_NOFOLLOW) == 0)
+        return fail(Errc::refused, std::string(domain), "cannot rebuild RAM file " + f.preserved,
+                    "a file is already there");
+    // Unnamed until complete: a crash leaves no half-written file under the name.
+    int fd;
+    do
+        fd = ::openat(held->dir.get(), ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return fail_errno(errno, std::string(domain), "cannot create RAM file in " + at.dir);
+    Fd out(fd);
+    const std::string step = "cannot rebuild RAM file " + f.preserved;
+    if (::fchown(out.get(), owner.uid, owner.gid) != 0 || ::fchmod(out.get(), owner.mode) != 0 ||
+        ::ftruncate(out.get(), static_cast<off_t>(f.size)) != 0)
+        return fail_errno(errno, std::string(domain), step);
+    constexpr size_t page = 4096, chunk = 2 << 20;
+    std::vector<char> buf(chunk);
+    static const std::array<char, page> zero{};
+    for (std::uint64_t off = 0; off < f.size; off += chunk) {
+        size_t n = static_cast<size_t>(std::min<std::uint64_t>(chunk, f.size - off));
+        if (!transfer_all(::pread, src, buf.data(), n, static_cast<off_t>(off)))
+            return fail_errno(errno, std::string(domain), step + ": reading the handed-over RAM");
+        // Write runs of non-zero pages; zero pages stay holes, as in QEMU's file.
+        size_t i = 0;
+        while (i < n) {
+            size_t len = std::min(page, n - i);
+            if (std::memcmp(buf.data() + i, zero.data(), len) == 0) {
+                i += len;
+                continue;
+            }
+            size_t j = i + len;
+            while (j < n) {
+                size_t l = std::min(page, n - j);
+                if (std::memcmp(buf.data() + j, zero.data(), l) == 0)
+                    break;
+                j += l;
+            }
+            if (!transfer_all(::pwrite, out.get(), buf.data() + i, j - i,
+                              static_cast<off_t>(off + i)))
+                return fail_errno(errno, std::string(domain), step);
+            i = j;
+        }
+        // Best effort: a sealed source keeps its pages until it is closed.
+        (void)::fallocate(src, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
+                          static_cast<off_t>(n));
+    }
+    if (auto ok = fsync_fd(out.get(), f.preserved); !ok)
+        return std::unexpected(ok.error());
+    if (::linkat(out.get(), "", held->dir.get(), at.name.c_str(), AT_EMPTY_PATH) != 0)
+        return fail_errno(errno, std::string(domain), step);
+    if (auto ok = fsync_fd(held->dir.get(), at.dir); !ok)
+        return std::unexpected(ok.error());
+    struct stat st {};
+    if (::fstat(out.get(), &st) != 0)
+        return fail_errno(errno, std::string(domain), "cannot examine " + f.preserved);
+    RamFile got = f;
+    got.device = static_cast<std::uint64_t>(st.st_dev);
+    got.inode = static_cast<std::uint64_t>(st.st_ino);
+    return got;
+}
+
+} // namespace vmupdate
