@@ -13,6 +13,7 @@ DOMAIN` continues the guest (same boot id, memory checksum unchanged, counter
 on); x-ignore-shared is never left on and no manifest is left behind."""
 import os
 import signal
+import time
 
 import faults
 import vmtest
@@ -41,6 +42,14 @@ def helper_pids(uuid):
     return pids
 
 
+def wait_gone(pids, timeout=30):
+    """Until the released helpers have ended (their failure recorded), so that
+    the plain restore that follows does not race them."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(os.path.exists("/proc/%d" % p) for p in pids):
+        time.sleep(0.05)
+
+
 def inject(inj, g, variant):
     hp = HookPoint(POINT)
     hp.arm()
@@ -59,6 +68,7 @@ def inject(inj, g, variant):
             else:
                 run.finish()
                 hp.release()
+                wait_gone(pids)
     finally:
         hp.disarm()
         if run.rc is None:
