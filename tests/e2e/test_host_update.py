@@ -24,6 +24,7 @@ With --systemd --root DIR the host VM boots DIR instead (tests/package/test-deb
 --host-update: a fresh Debian 13 root with the vmupdate .deb, its own kernel,
 systemd, AppArmor): the hook link, the enabled restore unit and the AppArmor
 rule are the package's, and host-update runs the installed /usr/bin/vmupdate.
+The stages: tests/e2e/stages/host_update_pmem.sh, host_update_systemd.sh.
 Exit 0 pass, 1 fail, 77 skipped."""
 import hashlib
 import os
@@ -33,243 +34,12 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import e2elib  # noqa: E402
 import hostvm  # noqa: E402
 import vmtest  # noqa: E402
+from e2elib import REPO, log, step  # noqa: E402
 
-log = hostvm.log
 GUEST = "vmu-e2e-update"
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-
-STAGE = "#!/bin/sh\n" + r"""
-up() { read -r u _ < /proc/uptime; echo "$u"; }
-ok() { echo "VMU-STEP $1 ok uptime=$(up) $2"; }
-fail() { echo "VMU-STEP $1 FAIL $2"; exit 1; }
-run() { echo "+ $*" >&2; "$@"; }
-B=/shared/bin
-GUEST=@GUEST@
-V="virsh -c qemu:///system"
-SER=/shared/guest/counter.serial
-ticks() { n=$(grep -c '^VMUGUEST tick=' $SER 2>/dev/null); echo "${n:-0}"; }
-wait_ticks() {  # wait until $1 more tick lines appear
-  want=$(( $(ticks) + $1 )); i=0
-  until [ "$(ticks)" -ge $want ]; do
-    i=$((i+1)); [ $i -lt 1200 ] || fail "$2" "no tick: $(tail -n 3 $SER)"; sleep 0.1
-  done
-}
-start_libvirt() {
-  virtlogd -d || fail libvirtd "virtlogd -d"
-  setsid tini -s -- libvirtd > /shared/libvirtd-$VMU_STAGE.log 2>&1 < /dev/null &
-  i=0
-  until $V version > /tmp/version 2>&1; do
-    i=$((i+1)); [ $i -lt 900 ] || fail libvirtd "no answer: $(tail -n 3 /tmp/version)"; sleep 0.2
-  done
-}
-mkdir -p /mnt/pmem
-case "$VMU_STAGE" in
-1)
-  run mkfs.ext4 -q -F -b 4096 /dev/pmem0 || fail pmem mkfs
-  run mount -o dax /dev/pmem0 /mnt/pmem || fail pmem "mount -o dax"
-  grep -q ' /mnt/pmem .*dax' /proc/mounts || fail pmem "no dax: $(grep pmem /proc/mounts)"
-  mkdir -p /mnt/pmem/ram
-  sed -i '/^[[:space:]]*memory_backing_dir[[:space:]]*=/d' /etc/libvirt/qemu.conf
-  echo 'memory_backing_dir = "/mnt/pmem/ram"' >> /etc/libvirt/qemu.conf
-  run $B/vmupdate hook install --hook $B/vmupdate-hook || fail hook "hook install"
-  start_libvirt
-  ok libvirtd
-  run $V define /shared/guest/domain.xml || fail guest define
-  run $B/vmupdate prepare $GUEST || fail guest prepare
-  run $V start $GUEST || fail guest "start: $(tail -n 5 /var/log/libvirt/qemu/$GUEST.log)"
-  wait_ticks 3 guest
-  ok guest
-
-  nopmem=$(echo "$VMU_BASE_CMDLINE" | sed 's/memmap=[^ ]*//g')
-  $B/vmupdate host-update --kernel "$VMU_KERNEL" --initrd "$VMU_INITRD" --append "$nopmem vmu_stage=2" --yes \
-      > /shared/refused.out 2>&1
-  rc=$?
-  cat /shared/refused.out
-  [ $rc = 2 ] || fail refused "exit $rc"
-  grep -q 'lacks memmap=' /shared/refused.out || fail refused "no memmap offender named"
-  [ "$($V domstate $GUEST)" = running ] || fail refused "guest not running after the refusal"
-  wait_ticks 1 refused
-  ok refused
-
-  $B/vmupdate host-update --kernel "$VMU_KERNEL" --initrd "$VMU_INITRD" \
-      --append "$VMU_BASE_CMDLINE vmu_stage=2" --dry-run > /shared/dryrun.out 2>&1 || fail dryrun "$(cat /shared/dryrun.out)"
-  cat /shared/dryrun.out
-  [ "$($V domstate $GUEST)" = running ] || fail dryrun "guest not running after the dry run"
-  ok dryrun
-
-  wait_ticks 2 update
-  echo "VMU-HOST-UPDATE start"
-  $B/vmupdate host-update --kernel "$VMU_KERNEL" --initrd "$VMU_INITRD" \
-      --append "$VMU_BASE_CMDLINE vmu_stage=2" --yes 2>&1
-  fail update "host-update returned: exit $?"
-  ;;
-2)
-  echo "VMU-STAGE2 up"
-  run mount -o dax /dev/pmem0 /mnt/pmem || fail restore "mount -o dax after kexec"
-  start_libvirt
-  ok libvirtd2
-  # What vmupdate-restore.service does at boot.
-  $B/vmupdate restore --all --verbose > /shared/restore.out 2>&1
-  rc=$?
-  cat /shared/restore.out
-  [ $rc = 0 ] || fail restore "exit $rc"
-  ok restore
-  wait_ticks 3 continued
-  $B/vmupdate status
-  ok continued
-  ;;
-*) fail stage "unknown stage $VMU_STAGE" ;;
-esac
-"""
-
-
-STAGE_SYSTEMD = "#!/bin/sh\n" + r"""
-up() { read -r u _ < /proc/uptime; echo "$u"; }
-ok() { echo "VMU-STEP $1 ok uptime=$(up) $2"; }
-fail() {
-  for f in /var/log/vmupdate/hook.log /var/log/libvirt/qemu/@GUEST@.log; do
-    echo "--- $f"; tail -n 25 $f
-  done
-  echo "--- journal"; journalctl -b --no-pager -n 40 -u libvirtd -u vmupdate-restore
-  echo "VMU-STEP $1 FAIL $2"; exit 1
-}
-run() { echo "+ $*" >&2; "$@"; }
-# INSTALLED=1: the root has the vmupdate package installed (hook link, enabled
-# restore unit, AppArmor rule all from the package); else the build tree's
-# files are put in place here as the package would.
-INSTALLED=@INSTALLED@
-B=/shared/bin
-[ "$INSTALLED" = 1 ] && B=/usr/bin
-GUEST=@GUEST@
-V="virsh -c qemu:///system"
-SER=/shared/guest/counter.serial
-ticks() { n=$(grep -c '^VMUGUEST tick=' $SER 2>/dev/null); echo "${n:-0}"; }
-wait_ticks() {
-  want=$(( $(ticks) + $1 )); i=0
-  until [ "$(ticks)" -ge $want ]; do
-    i=$((i+1)); [ $i -lt 1200 ] || fail "$2" "no tick: $(tail -n 3 $SER)"; sleep 0.1
-  done
-}
-wait_libvirt() {
-  i=0
-  until $V version > /tmp/version 2>&1; do
-    i=$((i+1)); [ $i -lt 900 ] || fail libvirtd "no answer: $(tail -n 3 /tmp/version)"; sleep 0.2
-  done
-}
-# "apparmor=yes|no qemu=LABEL": whether libvirt confines QEMU (AppArmor on, with
-# libvirtd's profile loaded, as on a stock Debian host) and the guest QEMU's label.
-confinement() {
-  aa=no
-  if [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" = Y ] &&
-     grep -q 'libvirtd' /sys/kernel/security/apparmor/profiles 2>/dev/null; then aa=yes; fi
-  pid=$(cat /run/libvirt/qemu/$GUEST.pid 2>/dev/null)
-  echo "apparmor=$aa qemu=$(tr -d '\0' < /proc/$pid/attr/current 2>/dev/null | tr ' ' '_')"
-}
-[ "$(cat /proc/1/comm)" = systemd ] || fail systemd "PID 1 is $(cat /proc/1/comm)"
-case "$VMU_STAGE" in
-1)
-  ok systemd "$(systemctl is-system-running)"
-  run mkfs.ext4 -q -F -b 4096 /dev/pmem0 || fail pmem mkfs
-  mkdir -p /mnt/pmem
-  echo '/dev/pmem0 /mnt/pmem ext4 dax 0 0' >> /etc/fstab
-  systemctl daemon-reload
-  run mount /mnt/pmem || fail pmem "mount (fstab)"
-  grep -q ' /mnt/pmem .*dax' /proc/mounts || fail pmem "no dax: $(grep pmem /proc/mounts)"
-  mkdir -p /mnt/pmem/ram
-  sed -i '/^[[:space:]]*memory_backing_dir[[:space:]]*=/d' /etc/libvirt/qemu.conf
-  echo 'memory_backing_dir = "/mnt/pmem/ram"' >> /etc/libvirt/qemu.conf
-  cat > /etc/systemd/system/vmu-shutdown-witness.service <<'UNIT'
-[Unit]
-Description=records that a clean shutdown stopped services
-RequiresMountsFor=/shared
-After=libvirtd.service
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/bin/true
-ExecStop=/bin/sh -c 'echo "stopped $(cat /proc/sys/kernel/random/boot_id)" >> /shared/shutdown-witness'
-UNIT
-  systemctl daemon-reload
-  run systemctl start vmu-shutdown-witness.service || fail unit "start the witness"
-  if [ "$INSTALLED" = 1 ]; then
-    # What the package set up when it was installed, before this boot.
-    link=$(readlink /etc/libvirt/hooks/qemu.d/50-vmupdate)
-    [ "$link" = /usr/sbin/vmupdate-hook ] || fail package "hook link -> '$link'"
-    [ "$(systemctl is-enabled vmupdate-restore.service)" = enabled ] || fail package "restore unit not enabled"
-    [ -f /etc/apparmor.d/abstractions/libvirt-qemu.d/vmupdate ] || fail package "no AppArmor rule"
-    ok package "vmupdate $(dpkg-query -W -f='${Version}' vmupdate), $(. /etc/os-release; echo "$PRETTY_NAME"), kernel $(uname -r), $(libvirtd --version), $(qemu-system-x86_64 --version | head -n 1)"
-  else
-  sed "s|^ExecStart=.*|ExecStart=$B/vmupdate restore --all --verbose|" $B/vmupdate-restore.service \
-      > /etc/systemd/system/vmupdate-restore.service
-  systemctl daemon-reload
-  run systemctl enable vmupdate-restore.service || fail unit "enable vmupdate-restore.service"
-  # As the package installs them: where libvirtd's AppArmor profile lets it run
-  # them, and the rule a confined QEMU needs for vmupdate's restore.
-  install -m 0755 $B/vmupdate-hook $B/vmupdate-restore-helper /usr/sbin/ || fail hook "copy to /usr/sbin"
-  mkdir -p /etc/apparmor.d/abstractions/libvirt-qemu.d
-  install -m 0644 $B/apparmor-vmupdate /etc/apparmor.d/abstractions/libvirt-qemu.d/vmupdate
-  case "$(confinement)" in
-  apparmor=yes*)
-    $B/vmupdate hook install --hook $B/vmupdate-hook > /shared/aa-refused.out 2>&1
-    rc=$?; cat /shared/aa-refused.out
-    [ $rc = 2 ] || fail hook "a hook libvirtd may not run was installed (exit $rc)"
-    grep -q 'AppArmor confines libvirtd' /shared/aa-refused.out || fail hook "refusal without reason"
-    ok aa-refused ;;
-  esac
-  run $B/vmupdate hook install --hook /usr/sbin/vmupdate-hook || fail hook "hook install"
-  fi
-  # memory_backing_dir changed: libvirtd reads qemu.conf at start
-  run systemctl restart libvirtd.service || fail libvirtd "systemctl restart libvirtd"
-  wait_libvirt
-  ok libvirtd "$(systemctl is-active libvirtd.service virtlogd.service)"
-  run $V define /shared/guest/domain.xml || fail guest define
-  run $B/vmupdate prepare $GUEST || fail guest prepare
-  run $V start $GUEST || fail guest "start: $(tail -n 5 /var/log/libvirt/qemu/$GUEST.log)"
-  wait_ticks 3 guest
-  ok guest "$(confinement)"
-  wait_ticks 2 update
-  echo "VMU-HOST-UPDATE start"
-  $B/vmupdate host-update --kernel "$VMU_KERNEL" --initrd "$VMU_INITRD" \
-      --append "$VMU_BASE_CMDLINE vmu_stage=2" --yes > /shared/update.out 2>&1
-  rc=$?
-  cat /shared/update.out
-  [ $rc = 0 ] || fail update "exit $rc"
-  grep -q 'kexec now (systemctl kexec)' /shared/update.out || fail update "not by systemctl kexec"
-  ok update
-  # systemd stops this unit on its way into the new kernel.
-  sleep 900
-  fail update "still up 900 s after systemctl kexec"
-  ;;
-2)
-  echo "VMU-STAGE2 up"
-  grep -q ' /mnt/pmem .*dax' /proc/mounts || fail restore "pmem not mounted from fstab at boot"
-  systemctl show -p ActiveState -p Result -p ExecMainStatus vmupdate-restore.service > /shared/unit.out
-  cat /shared/unit.out
-  grep -qx ActiveState=active /shared/unit.out && grep -qx Result=success /shared/unit.out \
-      || fail restore "vmupdate-restore.service: $(tr '\n' ' ' < /shared/unit.out)"
-  journalctl -b --no-pager -o cat -u vmupdate-restore.service > /shared/restore.out 2>&1
-  cat /shared/restore.out
-  wait_libvirt
-  [ "$($V domstate $GUEST)" = running ] || fail restore "guest $($V domstate $GUEST)"
-  ok restore "$(confinement)"
-  grep -q '^stopped ' /shared/shutdown-witness 2>/dev/null \
-      || fail shutdown "no clean shutdown: the witness unit was never stopped"
-  ok shutdown
-  wait_ticks 3 continued
-  $B/vmupdate status
-  ok continued
-  ;;
-*) fail stage "unknown stage $VMU_STAGE" ;;
-esac
-"""
-
-
-def step(vm, name, timeout, since=0):
-    m, t = vm.wait_for(r"VMU-STEP %s ok\b(.*)" % name, timeout, since=since)
-    log("step %s ok at %.1fs" % (name, t))
-    return m, t
 
 
 def check_confinement(when, text, root="/"):
@@ -302,13 +72,10 @@ def main_systemd(cli, hook, helper, guest, work_root, root="/"):
         vmtest.skip("%s not built" % unit)
     wd = os.path.join(work_root, "host-update-systemd-%d" % os.getpid())
     t0 = time.monotonic()
-    xml = vmtest.domain_xml(GUEST, "/shared/guest/counter-guest.elf", memory_mib=128, fill_mib=64,
-                            serial_log="/shared/guest/counter.serial")
-    files = {"guest/counter-guest.elf": "@" + guest, "guest/domain.xml": xml}
+    files = e2elib.guest_files(GUEST, guest)
     if not installed:
-        files.update({"bin/vmupdate": "@" + cli, "bin/vmupdate-hook": "@" + hook,
-                      "bin/vmupdate-restore-helper": "@" + helper,
-                      "bin/vmupdate-restore.service": "@" + unit,
+        files.update(e2elib.bin_files(cli, hook, helper))
+        files.update({"bin/vmupdate-restore.service": "@" + unit,
                       "bin/apparmor-vmupdate":
                           "@" + os.path.join(REPO, "packaging/apparmor/libvirt-qemu.d-vmupdate")})
     # libvirt's capabilities cache is per QEMU binary: one per root
@@ -316,8 +83,8 @@ def main_systemd(cli, hook, helper, guest, work_root, root="/"):
                          "cache-" + hashlib.sha256(os.path.abspath(root).encode()).hexdigest()[:8])
     with hostvm.HostVM(wd, pmem="memmap", pmem_size_mib=512, persist_root=True, init="systemd",
                        cache_dir=cache, root=root) as vm:
-        vm.start(STAGE_SYSTEMD.replace("@GUEST@", GUEST).replace("@INSTALLED@", str(int(installed))),
-                 files=files)
+        vm.start_stage("host_update_systemd", {"GUEST": GUEST, "INSTALLED": int(installed)},
+                       files=files)
         _, t_sd = step(vm, "systemd", 600)
         if installed:
             m_pkg, _ = step(vm, "package", 120)
@@ -342,18 +109,14 @@ def main_systemd(cli, hook, helper, guest, work_root, root="/"):
         step(vm, "shutdown", 60)
         step(vm, "continued", 180)
         serial.assert_continued(before, serial.last_tick(), consecutive=False)
-        restore_out = open(os.path.join(vm.shared, "restore.out")).read()
-        pause = re.search(r"guest paused ([0-9.]+) s", restore_out)
-        vm.wait_for(r"^VMU-STAGE-END stage=2 rc=0", 120)
-        assert vm.wait_exit(180) == 0
-        ids = vm.boot_ids()
-        assert [s for s, _, _ in ids] == ["1", "2"] and ids[0][1] != ids[1][1], \
-            "the host VM did not reboot into stage 2 with a new boot id: %s" % ids
+        restore_out = e2elib.read_shared(vm, "restore.out")
+        pause = e2elib.pause_of(restore_out)
+        e2elib.finish(vm, 2, exit_timeout=180)
         log("RESULT host-update (systemd%s): boot to stage 1 %.0f s; save %s s; systemctl kexec "
             "(clean shutdown) + boot + libvirtd + vmupdate-restore.service %.1f s; guest pause "
             "%s s; whole test %.0f s"
             % (", installed package in " + root if installed else "", t_sd, m.group(2),
-               t_restored - t_kexec, pause.group(1) if pause else "?", time.monotonic() - t0))
+               t_restored - t_kexec, pause, time.monotonic() - t0))
         log("vmupdate-restore.service output:\n" + restore_out)
     shutil.rmtree(wd, ignore_errors=True)
 
@@ -366,37 +129,23 @@ def main():
         if os.geteuid() != 0:
             vmtest.skip("the host VM tests need root")
         guest = vmtest.find_test_guest()
-        work_root = os.environ.get("VMU_E2E_WORK", "/var/tmp/vmupdate-e2e")
-        return main_systemd(None, None, None, guest, work_root, root=root)
+        return main_systemd(None, None, None, guest, e2elib.WORK_ROOT, root=root)
     hostvm.skip_unless_ready()
     guest = vmtest.find_test_guest()
-    cli = os.environ.get("VMUPDATE_CLI", os.path.join(REPO, "build", "cli", "vmupdate"))
-    hook = os.environ.get("VMUPDATE_HOOK", os.path.join(REPO, "build", "hooks", "vmupdate-hook"))
-    # The hook starts the restore helper from its own directory.
-    helper = os.path.join(os.path.dirname(hook), "vmupdate-restore-helper")
-    for f in (cli, hook, helper):
-        if not os.access(f, os.X_OK):
-            vmtest.skip("%s not built" % f)
-    work_root = os.environ.get("VMU_E2E_WORK", "/var/tmp/vmupdate-e2e")
+    cli, hook, helper = e2elib.binaries()
+    work_root = e2elib.WORK_ROOT
     if "--systemd" in sys.argv[1:]:
         return main_systemd(cli, hook, helper, guest, work_root)
     wd = os.path.join(work_root, "host-update-%d" % os.getpid())
     t0 = time.monotonic()
-    xml = vmtest.domain_xml(GUEST, "/shared/guest/counter-guest.elf", memory_mib=128, fill_mib=64,
-                            serial_log="/shared/guest/counter.serial")
+    files = dict(e2elib.guest_files(GUEST, guest), **e2elib.bin_files(cli, hook, helper))
     with hostvm.HostVM(wd, pmem="memmap", pmem_size_mib=512, persist_root=True,
                        cache_dir=os.path.join(work_root, "cache")) as vm:
-        vm.start(STAGE.replace("@GUEST@", GUEST), files={"guest/counter-guest.elf": "@" + guest, "guest/domain.xml": xml,
-                               "bin/vmupdate": "@" + cli, "bin/vmupdate-hook": "@" + hook,
-                               "bin/vmupdate-restore-helper": "@" + helper})
+        vm.start_stage("host_update_pmem", {"GUEST": GUEST}, files=files)
         step(vm, "libvirtd", 300)
         step(vm, "guest", 300)
         serial = vmtest.SerialLog(os.path.join(vm.shared, "guest", "counter.serial"))
-        step(vm, "refused", 120)
-        log("host-update without the pmem region on the new command line:\n" +
-            open(os.path.join(vm.shared, "refused.out")).read())
-        step(vm, "dryrun", 120)
-        log("host-update --dry-run:\n" + open(os.path.join(vm.shared, "dryrun.out")).read())
+        e2elib.refused_and_dry_run(vm, "the pmem region")
         before = serial.last_tick()
         _, t_update = vm.wait_for(r"^VMU-HOST-UPDATE start", 120)
         m, t_kexec = vm.wait_for(r"saved (\d+) domain\(s\) in ([0-9.]+) s; state synced; kexec now", 300)
@@ -408,18 +157,14 @@ def main():
         step(vm, "continued", 180)
         after = serial.last_tick()
         serial.assert_continued(before, after, consecutive=False)
-        restore_out = open(os.path.join(vm.shared, "restore.out")).read()
-        pause = re.search(r"guest paused ([0-9.]+) s", restore_out)
-        vm.wait_for(r"^VMU-STAGE-END stage=2 rc=0", 120)
-        assert vm.wait_exit(120) == 0
-        ids = vm.boot_ids()
-        assert [s for s, _, _ in ids] == ["1", "2"] and ids[0][1] != ids[1][1], \
-            "the host VM did not reboot into stage 2 with a new boot id: %s" % ids
+        restore_out = e2elib.read_shared(vm, "restore.out")
+        pause = e2elib.pause_of(restore_out)
+        e2elib.finish(vm, 2)
         log("RESULT host-update: save %.2f s (vmupdate), host-update command to kexec %.1f s, "
             "kexec + boot + libvirtd up %.1f s (of which libvirtd start %.1f s), restore %.1f s; "
             "guest pause (libvirt Suspended -> Resumed, across the kexec) %s s; whole test %.0f s"
             % (save_s, t_kexec - t_update, t_lv2 - t_kexec, t_lv2 - t_boot2, t_restored - t_lv2,
-               pause.group(1) if pause else "?", time.monotonic() - t0))
+               pause, time.monotonic() - t0))
         log("restore output:\n" + restore_out)
     shutil.rmtree(wd, ignore_errors=True)
 

@@ -17,7 +17,8 @@ Legacy memmap= pmem (label-less e820 region):
   - `pool create --size 64G` is refused (the namespace is smaller);
   - `pool create` uses the whole namespace and says so; DAX mount;
   - again while mounted: refused; after umount: refused (holds ext4 already).
-The stages only record outputs in /shared; the assertions run here afterwards.
+The stages (tests/e2e/stages/pool_nvdimm.sh, pool_memmap.sh) only record
+outputs in /shared/out; the assertions run here afterwards.
 """
 import json
 import os
@@ -27,82 +28,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import e2elib  # noqa: E402
 import hostvm  # noqa: E402
 import vmtest  # noqa: E402
-
-log = hostvm.log
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-
-COMMON = "#!/bin/sh\n" + r"""
-up() { read -r u _ < /proc/uptime; echo "$u"; }
-ok() { echo "VMU-STEP $1 ok uptime=$(up) $2"; }
-B=/shared/bin
-S=/shared/out
-mkdir -p $S
-# rec NAME CMD...: stdout+stderr to $S/NAME.out, exit code to $S/NAME.rc, echoed on the console
-rec() { n=$1; shift; echo "+ $*"; "$@" > $S/$n.out 2>&1; echo $? > $S/$n.rc; cat $S/$n.out; }
-ndlist() { ndctl list -R -N > $S/$1.json 2>&1; }
-"""
-
-STAGE_NVDIMM = COMMON + r"""
-modprobe nfit 2>/dev/null; modprobe dax_pmem 2>/dev/null
-# label-less NVDIMM: one raw namespace over the whole region
-ndlist ndctl0; rec list0 $B/vmupdate pool list --json
-rec raw $B/vmupdate pool create --mount /mnt/pool0
-grep ' /mnt/pool0 ' /proc/mounts > $S/mounts0.txt
-[ -e /mnt/pool0 ] && echo yes > $S/pool0-exists
-blkid -p /dev/pmem0 > $S/raw-blkid.txt 2>&1
-umount /mnt/pool0 2>/dev/null; wipefs -qa /dev/pmem0 2>/dev/null
-ok raw
-ndctl disable-region all && ndctl init-labels all && ndctl enable-region all || echo "VMU-STEP labels FAIL"
-ok labels
-ndlist ndctl1; rec list1 $B/vmupdate pool list --json; rec table1 $B/vmupdate pool list
-ok list1
-rec create $B/vmupdate pool create --size 256M --mount /mnt/pool
-grep ' /mnt/pool ' /proc/mounts > $S/mounts.txt; cat $S/mounts.txt
-[ -d /mnt/pool/ram ] && echo yes > $S/ramdir.txt
-ndlist ndctl2; rec list2 $B/vmupdate pool list --json; rec table2 $B/vmupdate pool list
-ok create
-ndlist ndctl3
-rec big $B/vmupdate pool create --size 64G --mount /mnt/pool2
-ndlist ndctl4
-[ -e /mnt/pool2 ] && echo yes > $S/pool2-exists
-ok big
-printf '# a comment\nmemory_backing_dir = "/old"\nuser = "root"\n' > /etc/libvirt/qemu.conf
-rec conf $B/vmupdate pool create --size 128M --mount /mnt/pool3 --configure-libvirt
-cp /etc/libvirt/qemu.conf $S/qemu.conf
-ok conf
-# Capacity: with memory_backing_dir on the 128 MiB pool, a managed domain of
-# 64 MiB starts and one of 512 MiB is refused at start by the hook.
-V="virsh -c qemu:///system"
-$B/vmupdate hook install --hook $B/vmupdate-hook > /dev/null
-virtlogd -d
-setsid tini -s -- libvirtd > $S/libvirtd.log 2>&1 < /dev/null &
-i=0; until $V version > /dev/null 2>&1; do i=$((i+1)); [ $i -lt 900 ] || break; sleep 0.2; done
-for d in small big; do $B/vmupdate translate /shared/guest/$d.xml > /tmp/$d.xml && $V define /tmp/$d.xml; done
-rec startsmall $V start vmu-pool-small
-rec startbig $V start vmu-pool-big
-find /mnt/pool3/ram -name pc.ram > $S/ramfiles.txt
-$V destroy vmu-pool-small
-ok capacity
-kill $(cat /run/libvirtd.pid) 2>/dev/null; sleep 1
-umount /mnt/pool /mnt/pool3
-"""
-
-STAGE_MEMMAP = COMMON + r"""
-ndlist ndctl1; rec list1 $B/vmupdate pool list --json; rec table1 $B/vmupdate pool list
-ok list1
-rec big $B/vmupdate pool create --size 64G --mount /mnt/pool
-ok big
-rec create $B/vmupdate pool create --mount /mnt/pool
-grep ' /mnt/pool ' /proc/mounts > $S/mounts.txt; cat $S/mounts.txt
-rec list2 $B/vmupdate pool list --json
-ok create
-rec again $B/vmupdate pool create --mount /mnt/pool2
-umount /mnt/pool
-rec signature $B/vmupdate pool create --mount /mnt/pool2
-ok refusals
-"""
+from e2elib import REPO, log  # noqa: E402
 
 
 def read(vm, name):
@@ -159,32 +88,30 @@ def guest_files():
     """The counter guest and two domains for the capacity check (64 and 512 MiB)."""
     guest = vmtest.find_test_guest()
     hook = os.environ.get("VMUPDATE_HOOK", os.path.join(REPO, "build", "hooks", "vmupdate-hook"))
-    files = {"guest/counter-guest.elf": "@" + guest, "bin/vmupdate-hook": "@" + hook,
+    files = {"bin/vmupdate-hook": "@" + hook,
              "bin/vmupdate-restore-helper": "@" + os.path.join(os.path.dirname(hook),
                                                               "vmupdate-restore-helper")}
     for name, mib in (("small", 64), ("big", 512)):
-        files["guest/%s.xml" % name] = vmtest.domain_xml("vmu-pool-" + name, "/shared/guest/counter-guest.elf",
-                                                          memory_mib=mib, fill_mib=16,
-                                                          serial_log="/shared/guest/%s.serial" % name)
+        files.update(e2elib.guest_files("vmu-pool-" + name, guest, xml=name, serial=name,
+                                        memory_mib=mib, fill_mib=16))
     return files
 
 
 def run_stage(vm, stage, steps, cli, extra_files=None):
-    vm.start(stage, files=dict({"bin/vmupdate": "@" + cli}, **(extra_files or {})))
+    vm.start_stage(stage, files=dict({"bin/vmupdate": "@" + cli}, **(extra_files or {})))
     vm.wait_for(r"^VMU-BOOT stage=1 ", 120)
     for s in steps:
-        _, t = vm.wait_for(r"VMU-STEP %s ok\b" % s, 120)
-        log("step %s ok at %.1fs" % (s, t))
+        e2elib.step(vm, s, 120)
     vm.wait_for(r"^VMU-STAGE-END stage=1 rc=0", 60)
     vm.wait_exit(60)
 
 
 def test_nvdimm(work_root, cli, keep):
-    wd = os.path.join(work_root, "pool-nvdimm-%d" % os.getpid())
+    wd = e2elib.work_dir("pool-nvdimm", work_root)
     t0 = time.monotonic()
     with hostvm.HostVM(wd, pmem="nvdimm", pmem_size_mib=1024, mem_mib=2048,
                        cache_dir=os.path.join(work_root, "cache")) as vm:
-        run_stage(vm, STAGE_NVDIMM, ["raw", "labels", "list1", "create", "big", "conf", "capacity"], cli,
+        run_stage(vm, "pool_nvdimm", ["raw", "labels", "list1", "create", "big", "conf", "capacity"], cli,
                   extra_files=guest_files())
         # Label-less NVDIMM: the kernel's raw namespace; either DAX works on it
         # or the create is refused and taken back completely.
@@ -240,11 +167,11 @@ def test_nvdimm(work_root, cli, keep):
 
 
 def test_memmap(work_root, cli, keep):
-    wd = os.path.join(work_root, "pool-memmap-%d" % os.getpid())
+    wd = e2elib.work_dir("pool-memmap", work_root)
     t0 = time.monotonic()
     with hostvm.HostVM(wd, pmem="memmap", pmem_size_mib=512, mem_mib=2048,
                        cache_dir=os.path.join(work_root, "cache")) as vm:
-        run_stage(vm, STAGE_MEMMAP, ["list1", "big", "create", "refusals"], cli)
+        run_stage(vm, "pool_memmap", ["list1", "big", "create", "refusals"], cli)
         assert rc(vm, "list1") == 0, read(vm, "list1.out")
         ours = assert_agrees(vm, "list1", "ndctl1")
         assert len(ours) == 1, ours

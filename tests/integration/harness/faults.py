@@ -19,6 +19,10 @@ Deterministic pause points (build with -DVMUPDATE_TEST_POINTS=ON):
     /run/vmupdate/test-points/<name> exists, the hook creates <name>.reached and
     waits (at most 120 s) until the file <name> is removed (HookPoint).
 
+Every point's name is checked against libvmupdate/src/test_points.def
+(test_points.point): a point renamed or dropped there fails the test that
+names it, instead of reporting point-not-reached.
+
 Run a single injection: VMUPDATE_FAULT_ONLY='<regex>' (matched against
 "<step> <variant>") with `ctest -R fault.<case> -V`.
 """
@@ -31,6 +35,7 @@ import subprocess
 import threading
 import time
 
+import test_points
 import vmtest
 import vmucli
 from vmtest import log
@@ -65,7 +70,7 @@ class CliRun:
         env = dict(os.environ)
         env.pop("VMUPDATE_TEST_POINT", None)
         if point:
-            env["VMUPDATE_TEST_POINT"] = point
+            env["VMUPDATE_TEST_POINT"] = test_points.point(point)
         self.args, self.point = args, point
         self.argv = [vmucli.CLI, "-c", vmtest.URI, *args]
         log("$ %s%s &" % ("VMUPDATE_TEST_POINT=%s " % point if point else "", " ".join(self.argv)))
@@ -124,11 +129,11 @@ class CliRun:
 # ------------------------------------------------------------- hook points ---
 
 class HookPoint:
-    """A file-based pause point of the hook: arm() before the libvirt operation,
-    wait_reached(), act, release()."""
+    """A file-based pause point of the hook (or of the restore helper, which the
+    hook starts): arm() before the libvirt operation, wait_reached(), act, release()."""
 
     def __init__(self, name):
-        self.name = name
+        self.name = test_points.point(name)
         self.path = os.path.join(TEST_POINT_DIR, name)
 
     def arm(self):
