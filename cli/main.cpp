@@ -434,6 +434,8 @@ int cmd_host_update(Args args, const Paths& paths) {
     auto plan = plan_host_update(session->conn, paths, kexec);
     if (!plan)
         return report(plan.error());
+    // Unloaded again on every way out below but the update itself.
+    auto kernel = load_planned_kernel(*plan);
     for (const auto& w : plan->warnings)
         std::cerr << "vmupdate: warning: " << w << '\n';
     if (!plan->offenders.empty()) {
@@ -452,26 +454,24 @@ int cmd_host_update(Args args, const Paths& paths) {
     std::cout
         << "  then: vmupdate-restore.service (vmupdate restore --all) restores them at boot\n";
     if (dry_run) {
-        (void)kexec_unload();
+        kernel.reset();
         std::cout << "dry run: pre-flight passed, the kernel loaded and unloaded again; nothing "
                      "was paused\n";
         return 0;
     }
     if (!yes) {
-        if (!isatty(STDIN_FILENO)) {
-            (void)kexec_unload();
+        if (!isatty(STDIN_FILENO))
             return usage_error("host-update: confirm with --yes (standard input is not a terminal)",
                                "host-update");
-        }
         std::cout << "Continue? [y/N] " << std::flush;
         std::string answer;
         std::getline(std::cin, answer);
         if (answer != "y" && answer != "yes") {
-            (void)kexec_unload();
             std::cout << "nothing done\n";
             return 0;
         }
     }
+    kernel->keep();
     auto saved = save_for_host_update(session->conn, paths, *plan, session->events, *parallel);
     if (!saved)
         return report(saved.error());
