@@ -48,11 +48,11 @@ void print_plan(const KexecPlan& kexec, const HostUpdatePlan& plan, unsigned par
         << "  then: vmupdate-restore.service (vmupdate restore --all) restores them at boot\n";
 }
 
-// --dry-run, or the user's answer; an exit code when it stops here (the loaded
-// kernel unloaded again).
-std::optional<int> go_ahead(const Invocation& in) {
+// --dry-run, or the user's answer; an exit code when it stops here (`kernel`
+// unloads the loaded kernel again when it goes).
+std::optional<int> go_ahead(const Invocation& in, std::optional<LoadedKernel>& kernel) {
     if (in.args.has("--dry-run")) {
-        (void)kexec_unload();
+        kernel.reset();
         std::cout << "dry run: pre-flight passed, the kernel loaded and unloaded again; nothing "
                      "was paused\n";
         return 0;
@@ -63,13 +63,11 @@ std::optional<int> go_ahead(const Invocation& in) {
     case Answer::yes:
         return std::nullopt;
     case Answer::not_a_terminal:
-        (void)kexec_unload();
         return usage_error("host-update: confirm with --yes (standard input is not a terminal)",
                            "host-update");
     case Answer::no:
         break;
     }
-    (void)kexec_unload();
     std::cout << "nothing done\n";
     return 0;
 }
@@ -110,12 +108,15 @@ int cmd_host_update(const Invocation& in) {
     auto plan = plan_host_update(session->conn, paths, kexec);
     if (!plan)
         return report(plan.error());
+    // Unloaded again on every way out below but the update itself.
+    auto kernel = load_planned_kernel(*plan);
     if (refuse("host-update", plan->warnings, plan->offenders))
         return 2;
     auto parallel = static_cast<unsigned>(in.args.integer("--parallel", 4));
     print_plan(kexec, *plan, parallel);
-    if (auto done = go_ahead(in))
+    if (auto done = go_ahead(in, kernel))
         return *done;
+    kernel->keep();
     return save_and_kexec(*session, paths, *plan, parallel);
 }
 

@@ -6,6 +6,8 @@
 #include "vmupdate/libvirt.hpp"
 #include "vmupdate/paths.hpp"
 
+#include <vector>
+
 namespace vmupdate {
 
 /// Which definition of a domain to read.
@@ -27,5 +29,16 @@ enum class Definition { live, persistent };
         return std::unexpected(config.error());
     return config->manage;
 }
+
+/// A domain that runs (or whose state cannot be read: it might run), with its
+/// live definition inspected, or the error of either step.
+struct RunningDomain {
+    Domain dom;
+    Result<DomainInfo> live;
+};
+
+/// The running domains on the connection, judged under the configured manage policy.
+[[nodiscard]] Result<std::vector<RunningDomain>> running_domains(const Connection& conn,
+                                                                 const Paths& paths);
 
 } // namespace vmupdate

@@ -2,6 +2,7 @@
 
 #include "domain_info.hpp"
 #include "fsutil.hpp"
+#include "operation.hpp"
 #include "process_mark.hpp"
 #include "test_point.hpp"
 #include "vmupdate/domain_xml.hpp"
@@ -10,14 +11,14 @@
 #include "vmupdate/interrupt.hpp"
 #include "vmupdate/manifest.hpp"
 #include "vmupdate/pool.hpp"
+#include "vmupdate/preservable.hpp"
 #include "vmupdate/ram.hpp"
 #include "vmupdate/state.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <fstream>
-#include <sstream>
 #include <unistd.h>
+#include <utility>
 
 namespace vmupdate {
 namespace {
@@ -58,6 +59,106 @@ Result<std::string> pmem_home(const std::optional<std::vector<PmemRegion>>& regi
                 "no pmem namespace provides it, so it does not survive a kexec");
 }
 
+// What the host itself must offer: root, the new kernel's files, the pmem regions
+// on its command line.
+std::vector<std::string> host_offenders(const KexecPlan& kexec) {
+    std::vector<std::string> out;
+    if (geteuid() != 0)
+        out.emplace_back("host-update must run as root (it loads a kernel and saves every VM)");
+    for (const std::string& f : {kexec.kernel, kexec.initrd})
+        if (!f.empty() && access(f.c_str(), R_OK) != 0)
+            out.push_back("cannot read " + f);
+    if (auto current = current_cmdline(); current) {
+        auto more = cmdline_offenders(*current, kexec.cmdline);
+        out.insert(out.end(), more.begin(), more.end());
+    } else {
+        out.push_back(current.error().message());
+    }
+    return out;
+}
+
+// What the planning of each domain needs to know about the host, read once.
+struct HostFacts {
+    const Paths& paths;
+    const KexecPlan& kexec;
+    std::string backing;
+    std::optional<std::vector<PmemRegion>> regions;
+    std::optional<std::vector<std::string>> no_handover; ///< asked once, when RAM is on tmpfs
+
+    const std::vector<std::string>& handover_blocked() {
+        if (!no_handover)
+            no_handover = handover_offenders(paths, kexec.kernel, kexec.cmdline);
+        return *no_handover;
+    }
+};
+
+// One running domain's RAM: whether it outlives the kexec, and where it lives.
+// The unexpected value is the offender (without the domain's name).
+std::expected<PlannedDomain, std::string> plan_domain(HostFacts& host, const RunningDomain& r,
+                                                      const FsInfo& fs) {
+    const DomainInfo& info = *r.live;
+    PlannedDomain out{
+        r.dom.name(), info.memory_kib * 1024,
+        fs.mount_point + " (" + fs.fstype + ", " + std::string(to_string(fs.kind)) + ")", false};
+    switch (fs.kind) {
+    case FsKind::memory: {
+        std::string why =
+            fs.fstype != "tmpfs" ? fs.fstype + " cannot be handed over to the new kernel" : "";
+        for (const auto& w :
+             fs.fstype == "tmpfs" ? host.handover_blocked() : std::vector<std::string>{})
+            why += (why.empty() ? "" : "; ") + w;
+        if (!why.empty())
+            return std::unexpected("its RAM is on " + fs.fstype + " at " + fs.mount_point +
+                                   ", which does not survive a kexec (put memory_backing_dir on "
+                                   "a DAX mount of persistent memory, or hand tmpfs over with "
+                                   "LUO: " +
+                                   why + ")");
+        out.filesystem += ", handed over by LUO";
+        out.handover = true;
+        break;
+    }
+    case FsKind::disk:
+        break;
+    case FsKind::dax: {
+        auto home = pmem_home(host.regions, fs.source);
+        if (!home)
+            return std::unexpected("its RAM is on " + fs.mount_point + ": " +
+                                   home.error().message());
+        out.filesystem += " on " + *home;
+        break;
+    }
+    }
+    return out;
+}
+
+// A running domain the kexec would kill unless it is saved: its plan, or why not.
+std::expected<PlannedDomain, std::string> check_domain(HostFacts& host, const RunningDomain& r,
+                                                       bool& on_disk) {
+    // A domain whose state cannot be read might be running: the kexec would kill it.
+    if (!r.live)
+        return std::unexpected(r.live.error().message());
+    switch (auto why = preservability(*r.live)) {
+    case Unpreservable::none:
+        break;
+    case Unpreservable::not_managed:
+    case Unpreservable::not_shared:
+        return std::unexpected(reason_text(Unpreservable::not_managed, *r.live) +
+                               ", it would be lost (vmupdate prepare it and cold-start it, or "
+                               "shut it down)");
+    case Unpreservable::discards:
+        return std::unexpected(reason_text(why, *r.live) +
+                               ": vmupdate prepare it and cold-start it");
+    }
+    auto ram_dir = find_domain_ram_dir(host.backing, r.dom.id(), r.dom.name());
+    if (!ram_dir)
+        return std::unexpected(ram_dir.error().message());
+    auto fs = filesystem_of(*ram_dir);
+    if (!fs)
+        return std::unexpected(fs.error().message());
+    on_disk = fs->kind == FsKind::disk;
+    return plan_domain(host, r, *fs);
+}
+
 } // namespace
 
 std::vector<std::string> cmdline_offenders(std::string_view current, std::string_view next) {
@@ -73,129 +174,137 @@ std::vector<std::string> cmdline_offenders(std::string_view current, std::string
 
 Result<HostUpdatePlan> plan_host_update(const Connection& conn, const Paths& paths,
                                         const KexecPlan& kexec) {
-    HostUpdatePlan plan{kexec, {}, {}, {}};
-    if (geteuid() != 0)
-        plan.offenders.emplace_back(
-            "host-update must run as root (it loads a kernel and saves every VM)");
-    for (const std::string& f : {kexec.kernel, kexec.initrd})
-        if (!f.empty() && access(f.c_str(), R_OK) != 0)
-            plan.offenders.push_back("cannot read " + f);
-    if (auto current = current_cmdline(); current) {
-        auto more = cmdline_offenders(*current, kexec.cmdline);
-        plan.offenders.insert(plan.offenders.end(), more.begin(), more.end());
-    } else {
-        plan.offenders.push_back(current.error().message());
-    }
-
+    HostUpdatePlan plan{kexec, {}, host_offenders(kexec), {}};
     auto backing = memory_backing_dir(paths.qemu_conf);
     if (!backing)
         return std::unexpected(backing.error());
-    auto doms = conn.domains();
-    if (!doms)
-        return std::unexpected(doms.error());
-    std::uint64_t disk_ram = 0;
-    std::optional<std::vector<PmemRegion>> regions;
+    auto running = running_domains(conn, paths);
+    if (!running)
+        return std::unexpected(running.error());
+    HostFacts host{paths, kexec, *backing, {}, {}};
     if (auto r = list_pmem())
-        regions = std::move(*r);
+        host.regions = std::move(*r);
     if (auto ok = check_hook_runs(paths); !ok)
         plan.offenders.push_back(ok.error().message());
-    auto policy = manage_policy(paths);
-    if (!policy)
-        return std::unexpected(policy.error());
-    // Asked once, and only when a domain's RAM is on tmpfs.
-    std::optional<std::vector<std::string>> no_handover;
-    auto handover_blocked = [&]() -> const std::vector<std::string>& {
-        if (!no_handover)
-            no_handover = handover_offenders(paths, kexec.kernel, kexec.cmdline);
-        return *no_handover;
-    };
-    for (const auto& d : *doms) {
-        // A domain whose state cannot be read might be running: the kexec would kill it.
-        auto active = d.is_active();
-        if (!active) {
-            plan.offenders.push_back(d.name() + ": " + active.error().message());
+    std::uint64_t disk_ram = 0;
+    for (const auto& r : *running) {
+        bool on_disk = false;
+        auto planned = check_domain(host, r, on_disk);
+        if (!planned) {
+            plan.offenders.push_back(r.dom.name() + ": " + planned.error());
             continue;
         }
-        if (!*active)
-            continue;
-        auto info = inspect(d, Definition::live, *policy);
-        if (!info) {
-            plan.offenders.push_back(d.name() + ": " + info.error().message());
-            continue;
-        }
-        if (!info->managed || !info->shared_file_ram) {
-            plan.offenders.push_back(d.name() +
-                                     ": not managed by vmupdate, it would be lost (vmupdate "
-                                     "prepare it and cold-start it, or shut it down)");
-            continue;
-        }
-        if (!info->discard.empty()) {
-            plan.offenders.push_back(d.name() + ": its running QEMU discards its RAM on exit (" +
-                                     info->discard + "): vmupdate prepare it and cold-start it");
-            continue;
-        }
-        auto ram_dir = find_domain_ram_dir(*backing, d.id(), d.name());
-        if (!ram_dir) {
-            plan.offenders.push_back(d.name() + ": " + ram_dir.error().message());
-            continue;
-        }
-        auto fs = filesystem_of(*ram_dir);
-        if (!fs) {
-            plan.offenders.push_back(d.name() + ": " + fs.error().message());
-            continue;
-        }
-        std::uint64_t bytes = info->memory_kib * 1024;
-        std::string where =
-            fs->mount_point + " (" + fs->fstype + ", " + std::string(to_string(fs->kind)) + ")";
-        bool handover = false;
-        switch (fs->kind) {
-        case FsKind::memory: {
-            std::string why = fs->fstype != "tmpfs"
-                                  ? fs->fstype + " cannot be handed over to the new kernel"
-                                  : "";
-            for (const auto& w :
-                 fs->fstype == "tmpfs" ? handover_blocked() : std::vector<std::string>{})
-                why += (why.empty() ? "" : "; ") + w;
-            if (!why.empty()) {
-                plan.offenders.push_back(
-                    d.name() + ": its RAM is on " + fs->fstype + " at " + fs->mount_point +
-                    ", which does not survive a kexec (put memory_backing_dir on a DAX "
-                    "mount of persistent memory, or hand tmpfs over with LUO: " +
-                    why + ")");
-                continue;
-            }
-            where += ", handed over by LUO";
-            handover = true;
+        if (on_disk)
+            disk_ram += planned->ram_bytes;
+        if (planned->handover)
             plan.kexec.file_load = true;
-            break;
-        }
-        case FsKind::disk:
-            disk_ram += bytes;
-            break;
-        case FsKind::dax: {
-            auto home = pmem_home(regions, fs->source);
-            if (!home) {
-                plan.offenders.push_back(d.name() + ": its RAM is on " + fs->mount_point + ": " +
-                                         home.error().message());
-                continue;
-            }
-            where += " on " + *home;
-            break;
-        }
-        }
-        plan.domains.push_back(PlannedDomain{d.name(), bytes, where, handover});
+        plan.domains.push_back(std::move(*planned));
     }
     if (disk_ram > 0)
         plan.warnings.push_back(
             "guest RAM of " + mib(disk_ram) +
             " is on a disk filesystem: all of it is written back before the kexec (" +
             mib(dirty_bytes()) + " dirty host-wide now); a DAX mount avoids that");
-    if (!plan.offenders.empty())
-        return plan;
-    if (auto ok = kexec_load(plan.kexec); !ok)
-        plan.offenders.push_back(ok.error().message());
     return plan;
 }
+
+LoadedKernel::LoadedKernel(LoadedKernel&& other) noexcept
+    : loaded_(std::exchange(other.loaded_, false)) {}
+
+LoadedKernel::~LoadedKernel() {
+    if (loaded_)
+        (void)kexec_unload();
+}
+
+void LoadedKernel::keep() noexcept {
+    loaded_ = false;
+}
+
+std::optional<LoadedKernel> load_planned_kernel(HostUpdatePlan& plan) {
+    if (!plan.offenders.empty())
+        return std::nullopt;
+    if (auto ok = kexec_load(plan.kexec); !ok) {
+        plan.offenders.push_back(ok.error().message());
+        return std::nullopt;
+    }
+    return LoadedKernel{};
+}
+
+namespace {
+
+// Brings the saved domains back after a failure before the kexec, and leaves no
+// kernel loaded; says so in the error.
+std::unexpected<Error> undo_saves(const Connection& conn, const Paths& paths,
+                                  const std::vector<std::string>& saved_names,
+                                  const EventWatch& events, unsigned parallel, Error e) {
+    ::unlink(host_update_mark(paths).c_str());
+    auto restored = restore_domains(conn, paths, saved_names, events, parallel, true);
+    size_t ok = std::count_if(restored.begin(), restored.end(),
+                              [](const auto& r) { return r.has_value(); });
+    (void)kexec_unload();
+    e.cause += "; no kexec: " + std::to_string(ok) + " of " + std::to_string(saved_names.size()) +
+               " saved domains restored";
+    for (const auto& r : restored)
+        if (!r)
+            e.cause += "; " + r.error().message();
+    return std::unexpected(e);
+}
+
+// From now until the kexec the hook refuses cold starts of managed domains; the
+// mark names this process, so it ends with it whatever way it ends.
+Result<void> mark_host_update(const Paths& paths) {
+    auto me = process_id(getpid());
+    if (!me)
+        return std::unexpected(me.error());
+    if (auto ok = make_dir(paths.run_dir, 0711); !ok)
+        return std::unexpected(ok.error());
+    return write_process_mark(host_update_mark(paths), *me);
+}
+
+// Anything running now dies with the kexec: a domain started in the window (an
+// unmanaged one, which the hook does not stop), or one whose save did not stop it.
+Result<void> check_nothing_runs(const Connection& conn) {
+    auto doms = conn.domains();
+    if (!doms)
+        return std::unexpected(doms.error());
+    for (const auto& d : *doms) {
+        auto active = d.is_active();
+        if (!active)
+            return std::unexpected(active.error());
+        if (*active)
+            return fail(Errc::refused, d.name(), "cannot kexec",
+                        "the domain is running (started during the update?)");
+    }
+    return {};
+}
+
+// Durable before the kexec: preserved RAM (on a disk filesystem this writes it
+// back), images (synced by save), manifests (synced), then everything. Notes
+// the UUIDs whose RAM LUO hands over.
+Result<void> make_durable(const Connection& conn, const Paths& paths, const HostUpdatePlan& plan,
+                          HostUpdateSaved& out) {
+    auto state = StateDir::open(paths.state_dir);
+    if (!state)
+        return std::unexpected(state.error());
+    for (const auto& r : out.saved) {
+        auto dom = conn.lookup(r.name);
+        auto m = dom ? state->load(dom->uuid())
+                     : Result<std::optional<Manifest>>(std::unexpected(dom.error()));
+        if (!m || !*m)
+            return std::unexpected(m ? Error{Errc::verify, r.name, "no manifest after the save", ""}
+                                     : m.error());
+        for (const auto& f : (*m)->ram)
+            if (auto ok = fsync_path(f.preserved); !ok)
+                return std::unexpected(ok.error());
+        if (std::any_of(plan.domains.begin(), plan.domains.end(),
+                        [&](const PlannedDomain& p) { return p.name == r.name && p.handover; }))
+            out.handover.push_back((*m)->uuid);
+    }
+    sync();
+    return {};
+}
+
+} // namespace
 
 Result<HostUpdateSaved> save_for_host_update(const Connection& conn, const Paths& paths,
                                              const HostUpdatePlan& plan, const EventWatch& events,
@@ -206,19 +315,12 @@ Result<HostUpdateSaved> save_for_host_update(const Connection& conn, const Paths
         (void)kexec_unload();
         return fail(Errc::refused, "host-update", "interrupted", "nothing was paused, no kexec");
     }
-    auto t0 = std::chrono::steady_clock::now();
+    auto t0 = SteadyClock::now();
     std::vector<std::string> names;
     for (const auto& d : plan.domains)
         names.push_back(d.name);
     HostUpdateSaved out;
-    // From now until the kexec the hook refuses cold starts of managed domains; the
-    // mark names this process, so it ends with it whatever way it ends.
-    auto me = process_id(getpid());
-    if (!me)
-        return std::unexpected(me.error());
-    if (auto ok = make_dir(paths.run_dir, 0711); !ok)
-        return std::unexpected(ok.error());
-    if (auto ok = write_process_mark(host_update_mark(paths), *me); !ok)
+    if (auto ok = mark_host_update(paths); !ok)
         return std::unexpected(ok.error());
     std::vector<std::string> saved_names;
     std::optional<Error> first_error;
@@ -230,61 +332,21 @@ Result<HostUpdateSaved> save_for_host_update(const Connection& conn, const Paths
             first_error = r.error();
         }
     }
-    auto undo = [&](Error e) -> std::unexpected<Error> {
-        ::unlink(host_update_mark(paths).c_str());
-        auto restored = restore_domains(conn, paths, saved_names, events, parallel, true);
-        size_t ok = std::count_if(restored.begin(), restored.end(),
-                                  [](const auto& r) { return r.has_value(); });
-        (void)kexec_unload();
-        e.cause += "; no kexec: " + std::to_string(ok) + " of " +
-                   std::to_string(saved_names.size()) + " saved domains restored";
-        for (const auto& r : restored)
-            if (!r)
-                e.cause += "; " + r.error().message();
-        return std::unexpected(e);
+    auto undo = [&](Error e) {
+        return undo_saves(conn, paths, saved_names, events, parallel, e);
     };
     test_point("host-update:saved");
     if (first_error)
         return undo(*first_error);
     if (interrupt_requested())
         return undo(Error{Errc::refused, "host-update", "interrupted", "no kexec"});
-    // Anything running now dies with the kexec: a domain started in the window (an
-    // unmanaged one, which the hook does not stop), or one whose save did not stop it.
-    auto doms = conn.domains();
-    if (!doms)
-        return undo(doms.error());
-    for (const auto& d : *doms) {
-        auto active = d.is_active();
-        if (!active)
-            return undo(active.error());
-        if (*active)
-            return undo(Error{Errc::refused, d.name(), "cannot kexec",
-                              "the domain is running (started during the update?)"});
-    }
-
-    // Durable before the kexec: preserved RAM (on a disk filesystem this writes
-    // it back), images (synced by save), manifests (synced), then everything.
-    auto state = StateDir::open(paths.state_dir);
-    if (!state)
-        return undo(state.error());
-    for (const auto& r : out.saved) {
-        auto dom = conn.lookup(r.name);
-        auto m = dom ? state->load(dom->uuid())
-                     : Result<std::optional<Manifest>>(std::unexpected(dom.error()));
-        if (!m || !*m)
-            return undo(m ? Error{Errc::verify, r.name, "no manifest after the save", ""}
-                          : m.error());
-        for (const auto& f : (*m)->ram)
-            if (auto ok = fsync_path(f.preserved); !ok)
-                return undo(ok.error());
-        if (std::any_of(plan.domains.begin(), plan.domains.end(),
-                        [&](const PlannedDomain& p) { return p.name == r.name && p.handover; }))
-            out.handover.push_back((*m)->uuid);
-    }
-    sync();
+    if (auto ok = check_nothing_runs(conn); !ok)
+        return undo(ok.error());
+    if (auto ok = make_durable(conn, paths, plan, out); !ok)
+        return undo(ok.error());
     if (interrupt_requested())
         return undo(Error{Errc::refused, "host-update", "interrupted", "no kexec"});
-    out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    out.seconds = seconds_since(t0);
     return out;
 }
 

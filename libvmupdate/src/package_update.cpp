@@ -1,10 +1,12 @@
 #include "vmupdate/package_update.hpp"
 
 #include "domain_info.hpp"
+#include "operation.hpp"
 #include "process.hpp"
 #include "text.hpp"
 #include "vmupdate/hook.hpp"
 #include "vmupdate/interrupt.hpp"
+#include "vmupdate/preservable.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -15,12 +17,8 @@
 namespace vmupdate {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using Clock = SteadyClock;
 using namespace std::chrono_literals;
-
-double since(Clock::time_point t0) {
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 // apt-get never asks; a changed configuration file keeps the operator's version.
 std::vector<std::string> apt(std::vector<std::string> args) {
@@ -156,34 +154,23 @@ Result<PackageUpdatePlan> resolve_packages(std::vector<std::string> packages) {
 
 Result<void> check_domains_for_packages(const Connection& conn, const Paths& paths,
                                         PackageUpdatePlan& plan) {
-    auto policy = manage_policy(paths);
-    if (!policy)
-        return std::unexpected(policy.error());
-    auto doms = conn.domains();
-    if (!doms)
-        return std::unexpected(doms.error());
-    for (const auto& d : *doms) {
-        auto active = d.is_active();
-        if (!active) {
-            plan.offenders.push_back(d.name() + ": " + active.error().message());
-            continue;
-        }
-        if (!*active)
-            continue;
-        auto info = inspect(d, Definition::live, *policy);
-        if (!info) {
-            plan.offenders.push_back(d.name() + ": " + info.error().message());
+    auto running = running_domains(conn, paths);
+    if (!running)
+        return std::unexpected(running.error());
+    for (const auto& r : *running) {
+        if (!r.live) {
+            plan.offenders.push_back(r.dom.name() + ": " + r.live.error().message());
             continue;
         }
         // An update of QEMU's files does not stop a running QEMU: an unmanaged
         // domain just keeps the binary it started with.
-        if (!info->managed || !info->shared_file_ram || !info->discard.empty()) {
-            plan.warnings.push_back(d.name() +
+        if (preservability(*r.live) != Unpreservable::none) {
+            plan.warnings.push_back(r.dom.name() +
                                     ": not preservable, not saved: it keeps running on the QEMU "
                                     "it started with until its next cold start");
             continue;
         }
-        plan.domains.push_back(d.name());
+        plan.domains.push_back(r.dom.name());
     }
     if (!plan.domains.empty())
         if (auto ok = check_hook_runs(paths); !ok)
@@ -191,20 +178,16 @@ Result<void> check_domains_for_packages(const Connection& conn, const Paths& pat
     return {};
 }
 
-Result<PackageUpdateReport> run_package_update(const std::string& uri, const Paths& paths,
-                                               const PackageUpdatePlan& plan, unsigned parallel) {
-    PackageUpdateReport report;
-    auto conn = Connection::open(uri);
-    if (!conn)
-        return std::unexpected(conn.error());
-    auto events = EventWatch::start(*conn);
-    if (!events)
-        return std::unexpected(events.error());
+namespace {
 
+// Saves the planned domains; the names of those saved, and the first failure.
+std::vector<std::string> save_planned(const Connection& conn, const Paths& paths,
+                                      const PackageUpdatePlan& plan, const EventWatch& events,
+                                      unsigned parallel, PackageUpdateReport& report,
+                                      std::optional<Error>& first_error) {
     auto t0 = Clock::now();
     std::vector<std::string> saved;
-    std::optional<Error> first_error;
-    for (auto& r : save_domains(*conn, paths, plan.domains, *events, parallel)) {
+    for (auto& r : save_domains(conn, paths, plan.domains, events, parallel)) {
         if (r) {
             saved.push_back(r->name);
             report.saved.push_back(std::move(*r));
@@ -212,25 +195,13 @@ Result<PackageUpdateReport> run_package_update(const std::string& uri, const Pat
             first_error = r.error();
         }
     }
-    report.save_seconds = since(t0);
-    auto restore_all = [&](const Connection& c, const EventWatch& w) {
-        auto t = Clock::now();
-        report.restored = restore_domains(c, paths, saved, w, parallel, true);
-        report.restore_seconds = since(t);
-    };
-    if (first_error || interrupt_requested()) {
-        restore_all(*conn, *events);
-        Error e =
-            first_error ? *first_error : Error{Errc::refused, "host-update", "interrupted", ""};
-        e.cause += (e.cause.empty() ? "" : "; ") + std::string("nothing installed; ") +
-                   std::to_string(std::count_if(report.restored.begin(), report.restored.end(),
-                                                [](const auto& r) { return r.has_value(); })) +
-                   " of " + std::to_string(saved.size()) + " saved domains restored";
-        return std::unexpected(e);
-    }
+    report.save_seconds = seconds_since(t0);
+    return saved;
+}
 
-    // In a session of its own: a Ctrl-C meant for vmupdate must not cut dpkg off
-    // half way (vmupdate itself finishes the update, restores included).
+// In a session of its own: a Ctrl-C meant for vmupdate must not cut dpkg off
+// half way (vmupdate itself finishes the update, restores included).
+void install(const PackageUpdatePlan& plan, PackageUpdateReport& report) {
     auto t1 = Clock::now();
     // --no-download keeps the network out of the pause; apt-get 2.6 fails
     // it with "Pathname to install is not absolute" for a .deb file given by path,
@@ -245,15 +216,25 @@ Result<PackageUpdateReport> run_package_update(const std::string& uri, const Pat
     auto argv = apt(args);
     argv.insert(argv.begin(), {"setsid", "--wait"});
     auto installed = run_process(argv, 30min);
-    report.install_seconds = since(t1);
+    report.install_seconds = seconds_since(t1);
     if (!installed)
         report.install_error = installed.error().message();
     else if (installed->exit_code != 0)
         report.install_error =
             "apt-get exited with " + std::to_string(installed->exit_code) + ": " + installed->err;
+}
 
-    // The restores use a new connection: a restarted libvirtd drops the old one,
-    // and a long install may outlast it anyway.
+// A connection to the libvirt daemon after the install, and its events.
+struct Reconnected {
+    Connection conn;
+    EventWatch events;
+};
+
+// Restarts libvirtd when libvirt changed and the install went through, and
+// connects again: a restarted libvirtd drops the old connection, and a long
+// install may outlast it anyway.
+Result<Reconnected> restart_libvirt(const std::string& uri, const PackageUpdatePlan& plan,
+                                    PackageUpdateReport& report) {
     auto t2 = Clock::now();
     std::optional<Result<ProcessResult>> restarted;
     if (plan.libvirt_changes && report.install_error.empty())
@@ -263,7 +244,7 @@ Result<PackageUpdateReport> run_package_update(const std::string& uri, const Pat
     if (fresh)
         if (auto w = EventWatch::start(*fresh))
             watch = std::move(*w);
-    report.restart_seconds = restarted ? since(t2) : 0;
+    report.restart_seconds = restarted ? seconds_since(t2) : 0;
     bool restart_failed = restarted && (!*restarted || (*restarted)->exit_code != 0);
     if (restart_failed || !fresh || !watch) {
         Error e = !fresh   ? fresh.error()
@@ -276,7 +257,43 @@ Result<PackageUpdateReport> run_package_update(const std::string& uri, const Pat
             " and the domains stay saved: start libvirt and run 'vmupdate restore --all'";
         return std::unexpected(e);
     }
-    restore_all(*fresh, *watch);
+    return Reconnected{std::move(*fresh), std::move(*watch)};
+}
+
+} // namespace
+
+Result<PackageUpdateReport> run_package_update(const std::string& uri, const Paths& paths,
+                                               const PackageUpdatePlan& plan, unsigned parallel) {
+    PackageUpdateReport report;
+    auto conn = Connection::open(uri);
+    if (!conn)
+        return std::unexpected(conn.error());
+    auto events = EventWatch::start(*conn);
+    if (!events)
+        return std::unexpected(events.error());
+
+    std::optional<Error> first_error;
+    auto saved = save_planned(*conn, paths, plan, *events, parallel, report, first_error);
+    auto restore_all = [&](const Connection& c, const EventWatch& w) {
+        auto t = Clock::now();
+        report.restored = restore_domains(c, paths, saved, w, parallel, true);
+        report.restore_seconds = seconds_since(t);
+    };
+    if (first_error || interrupt_requested()) {
+        restore_all(*conn, *events);
+        Error e =
+            first_error ? *first_error : Error{Errc::refused, "host-update", "interrupted", ""};
+        e.cause += (e.cause.empty() ? "" : "; ") + std::string("nothing installed; ") +
+                   std::to_string(std::count_if(report.restored.begin(), report.restored.end(),
+                                                [](const auto& r) { return r.has_value(); })) +
+                   " of " + std::to_string(saved.size()) + " saved domains restored";
+        return std::unexpected(e);
+    }
+    install(plan, report);
+    auto fresh = restart_libvirt(uri, plan, report);
+    if (!fresh)
+        return std::unexpected(fresh.error());
+    restore_all(fresh->conn, fresh->events);
     return report;
 }
 

@@ -2,7 +2,8 @@
 
 #include "domain_info.hpp"
 #include "vmupdate/domain_xml.hpp"
-#include "vmupdate/pool.hpp"
+#include "vmupdate/pool_usage.hpp"
+#include "vmupdate/preservable.hpp"
 
 namespace vmupdate {
 
@@ -30,7 +31,7 @@ Result<Prepared> prepare_domain(const Connection& conn, std::string_view name) {
     bool live_shared = false;
     if (*running)
         if (auto info = inspect(*dom, Definition::live))
-            live_shared = info->shared_file_ram && info->discard.empty();
+            live_shared = ram_outlives_qemu(*info);
     Prepared out{dom->name(), std::move(translated->changes), *running && !live_shared};
     if (out.changes.empty())
         return out;

@@ -137,6 +137,15 @@ protected:
         return dir;
     }
 
+    // A domain running with id 7 and one RAM file, under the settings file `settings`.
+    std::string running_with_settings(const std::string& settings) {
+        std::string dir = make_ram_dir(7);
+        write_file(dir + "/pc.ram", std::string(4096, 'r'));
+        paths.config_file = tmp / "vmupdate.conf";
+        write_file(paths.config_file, settings);
+        return dir;
+    }
+
     StateDir state() {
         auto s = StateDir::open(paths.state_dir);
         EXPECT_TRUE(s) << s.error().message();
@@ -245,10 +254,7 @@ TEST_F(Hook, ADomainVmupdateSavedStaysItsOwnWithoutTheMark) {
 }
 
 TEST_F(Hook, FileBackedPolicyTakesUnmarkedDomainsAndMarkedLeavesThemAlone) {
-    std::string dir = make_ram_dir(7);
-    write_file(dir + "/pc.ram", std::string(4096, 'r'));
-    paths.config_file = tmp / "vmupdate.conf";
-    write_file(paths.config_file, "manage = marked\n");
+    std::string dir = running_with_settings("manage = marked\n");
     Tree before = tree(tmp.path());
     expect_silent(run("started", "begin", unmarked_file_backed(7)), "manage = marked");
     EXPECT_EQ(tree(tmp.path()), before);
@@ -260,10 +266,7 @@ TEST_F(Hook, FileBackedPolicyTakesUnmarkedDomainsAndMarkedLeavesThemAlone) {
 }
 
 TEST_F(Hook, ABrokenSettingsFileFallsBackToMarked) {
-    std::string dir = make_ram_dir(7);
-    write_file(dir + "/pc.ram", std::string(4096, 'r'));
-    paths.config_file = tmp / "vmupdate.conf";
-    write_file(paths.config_file, "manage = everything\n");
+    running_with_settings("manage = everything\n");
     Tree before = tree(tmp.path());
     expect_silent(run("started", "begin", unmarked_file_backed(7)), "broken settings");
     EXPECT_EQ(tree(tmp.path()), before);

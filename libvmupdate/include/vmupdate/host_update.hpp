@@ -9,6 +9,7 @@
 #include "vmupdate/paths.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,10 +34,33 @@ struct HostUpdatePlan {
 /// Checks, without pausing anything, that every running domain can survive the
 /// kexec (managed, RAM on a DAX mount, on tmpfs with LUO on both kernels, or,
 /// with a warning, on a disk filesystem; the pmem regions stay on the new command
-/// line) and loads the new kernel (`kexec -l`, `-s` for a LUO handover) unless
-/// there are offenders. Nothing is changed but the loaded kernel.
+/// line). Changes nothing: load_planned_kernel loads the kernel.
 [[nodiscard]] Result<HostUpdatePlan> plan_host_update(const Connection& conn, const Paths& paths,
                                                       const KexecPlan& kexec);
+
+/// The planned kernel, loaded: unloaded again when dropped (a dry run, a refusal
+/// at the prompt), unless kept for the update, whose own failures unload it.
+class LoadedKernel {
+public:
+    LoadedKernel(LoadedKernel&& other) noexcept;
+    LoadedKernel& operator=(LoadedKernel&&) = delete;
+    LoadedKernel(const LoadedKernel&) = delete;
+    LoadedKernel& operator=(const LoadedKernel&) = delete;
+    ~LoadedKernel();
+
+    /// Leaves the kernel loaded: save_for_host_update and kexec_into_new_kernel own it now.
+    void keep() noexcept;
+
+private:
+    friend std::optional<LoadedKernel> load_planned_kernel(HostUpdatePlan& plan);
+    LoadedKernel() = default;
+
+    bool loaded_ = true;
+};
+
+/// Loads the kernel of a plan without offenders (`kexec -l`, `-s` for a LUO
+/// handover); a kernel that does not load is one more offender (then nullopt).
+[[nodiscard]] std::optional<LoadedKernel> load_planned_kernel(HostUpdatePlan& plan);
 
 /// Finds offenders in a command line change alone: every `memmap=..!..` pmem
 /// region of `current` must stay in `next`.

@@ -1,5 +1,7 @@
 // The operations an operator runs: save, restore, status, hook installation.
-// Each leaves every domain running or restorable and says which.
+// Each leaves every domain running or restorable and says which. One source
+// file each: save.cpp, restore.cpp, discard.cpp, parallel.cpp (the --all
+// runner), phases.cpp, status.cpp, hook_install.cpp.
 #pragma once
 
 #include "vmupdate/error.hpp"

@@ -1,0 +1,245 @@
+// The hook at `restore begin`: a restore of an image vmupdate saved gets a
+// private QMP monitor and a restore helper on it (restore_helper.hpp).
+#include "clock.hpp"
+#include "fd.hpp"
+#include "fsutil.hpp"
+#include "hook_ops.hpp"
+#include "save_image.hpp"
+#include "vmupdate/manifest.hpp"
+#include "vmupdate/ram.hpp"
+
+#include <cerrno>
+#include <fcntl.h>
+#include <optional>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <tuple>
+#include <unistd.h>
+
+namespace vmupdate {
+namespace {
+
+// getrandom(2) rather than std::random_device, which reports failure by throwing.
+// The id only has to be unique per restore attempt.
+Result<std::string> random_hex(size_t bytes) {
+    std::vector<unsigned char> raw(bytes);
+    size_t got = 0;
+    while (got < bytes) {
+        ssize_t n = getrandom(raw.data() + got, bytes - got, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return fail_errno(errno, "getrandom", "cannot make a restore attempt id");
+        }
+        got += static_cast<size_t>(n);
+    }
+    std::string out;
+    static constexpr char digits[] = "0123456789abcdef";
+    for (unsigned char b : raw) {
+        out += digits[b >> 4];
+        out += digits[b & 0xf];
+    }
+    return out;
+}
+
+// Writes an errno into the spawn pipe; only async-signal-safe calls, as it runs
+// in a forked child.
+void report_errno(int fd, int err) {
+    while (write(fd, &err, sizeof err) < 0 && errno == EINTR) {
+    }
+}
+
+// Starts the restore helper fully detached: libvirt reads the hook's stdout until
+// EOF and waits for the hook to exit, so the helper must hold neither. A failed
+// fork or exec comes back as an error: a close-on-exec pipe carries the errno of
+// either child and reaches EOF without data only when execv succeeded.
+Result<void> spawn_helper(const std::string& helper, const std::vector<std::string>& args) {
+    const std::string step = "cannot start the restore helper";
+    // Built before fork: the children may only make async-signal-safe calls.
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(helper.c_str()));
+    for (const auto& a : args)
+        argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return fail_errno(errno, helper, step);
+    Fd read_end(fds[0]);
+    Fd write_end(fds[1]);
+    pid_t child = fork();
+    if (child < 0)
+        return fail_errno(errno, helper, step);
+    if (child == 0) {
+        setsid();
+        pid_t grandchild = fork();
+        if (grandchild < 0) {
+            report_errno(fds[1], errno);
+            _exit(1);
+        }
+        if (grandchild != 0)
+            _exit(0);
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null < 0) {
+            report_errno(fds[1], errno);
+            _exit(127);
+        }
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        // Everything else libvirt left open closes at exec, the pipe included.
+        if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
+            for (int fd = 3; fd < 1024; ++fd)
+                if (fd != fds[1])
+                    close(fd);
+        execv(helper.c_str(), argv.data());
+        report_errno(fds[1], errno);
+        _exit(127);
+    }
+    write_end.reset();
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    int err = 0;
+    ssize_t n;
+    do
+        n = read(read_end.get(), &err, sizeof err);
+    while (n < 0 && errno == EINTR);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return n == static_cast<ssize_t>(sizeof err)
+                   ? fail_errno(err, helper, step)
+                   : fail(Errc::system, helper, step, "the intermediate process failed");
+    if (n == static_cast<ssize_t>(sizeof err))
+        return fail_errno(err, helper, step);
+    if (n != 0)
+        return fail(Errc::system, helper, step, "cannot read the helper's start report");
+    return {};
+}
+
+// A restore of an image vmupdate saved: its manifest and the image's check.
+struct SavedImage {
+    Manifest manifest;
+    ImageCheck image;
+};
+
+// Only an image vmupdate saved is vmupdate's to restore (its checksum is in the
+// manifest, or, for a save interrupted before vmupdate recorded it, libvirt's
+// magic says the image is complete and QEMU's stream says it was written with
+// x-ignore-shared); anything else is a stock restore.
+std::optional<SavedImage> vmupdate_image(HookContext& c, const DomainInfo& info,
+                                         const StateDir& state) {
+    auto loaded = state.load(info.uuid);
+    if (!loaded || !*loaded || (*loaded)->state == SaveState::restored) {
+        strip_monitor(c);
+        c.log("no vmupdate save recorded: stock restore");
+        return std::nullopt;
+    }
+    auto image = check_image_for_restore(**loaded);
+    if (!image) {
+        strip_monitor(c);
+        c.log("the managed-save image is not the one vmupdate saved (" + image.error().message() +
+              "): stock restore");
+        return std::nullopt;
+    }
+    if (!image->unverified.empty())
+        c.log("interrupted save: " + image->unverified);
+    return SavedImage{std::move(**loaded), std::move(*image)};
+}
+
+// Without the private monitor QEMU would refuse the stream anyway (capability
+// mismatch); the refusal at start begin says why.
+void refuse_at_start(HookContext& c, const DomainInfo& info, const StateDir& state,
+                     const Error& e) {
+    strip_monitor(c);
+    auto ok = state.update(info.uuid, [&](Manifest& cur) {
+        cur.state = SaveState::restoring;
+        cur.attempt.clear();
+        cur.last_error = "cannot restore: " + e.message();
+        return true;
+    });
+    if (!ok)
+        c.log("cannot record the refusal: " + ok.error().message());
+    c.log("restore will be refused at start: " + e.message());
+}
+
+// One restore attempt: its id, the socket of its private monitor, and the
+// domain XML that gives QEMU that monitor.
+struct Attempt {
+    std::string id, socket, xml;
+};
+
+// The preserved RAM is intact; the attempt's socket directory is made, owned by
+// the QEMU user, and the monitor added to the XML.
+Result<Attempt> prepare_attempt(HookContext& c, const DomainInfo& info, const Manifest& m) {
+    if (auto ok = verify_preserved(info.name, m.ram); !ok)
+        return std::unexpected(ok.error());
+    auto user = qemu_user(c.paths.qemu_conf);
+    if (!user)
+        return std::unexpected(user.error());
+    auto attempt = random_hex(8);
+    if (!attempt)
+        return std::unexpected(attempt.error());
+    std::string qmp_root = c.paths.run_dir + "/qmp";
+    std::string dir = qmp_root + "/" + *attempt;
+    for (auto [path, mode, owner] :
+         {std::tuple{c.paths.run_dir, 0711u, std::optional<Owner>{}},
+          std::tuple{qmp_root, 0711u, std::optional<Owner>{}},
+          std::tuple{dir, 0700u, std::optional<Owner>{Owner{user->uid, user->gid}}}}) {
+        if (auto ok = make_dir(path, static_cast<mode_t>(mode), owner); !ok)
+            return std::unexpected(ok.error());
+    }
+    std::string socket = dir + "/qmp.sock";
+    auto xml = add_private_monitor(c.call.xml, socket);
+    if (!xml)
+        return std::unexpected(xml.error());
+    return Attempt{std::move(*attempt), std::move(socket), std::move(*xml)};
+}
+
+// The manifest says `restoring`, by this attempt, from now (restore-begin).
+Result<void> record_attempt(const DomainInfo& info, const StateDir& state, const Attempt& attempt,
+                            const ImageCheck& image) {
+    auto stored = state.update(info.uuid, [&](Manifest& cur) {
+        cur.state = SaveState::restoring;
+        cur.attempt = attempt.id;
+        // An interrupted save gets what it lacked, so that retries compare against it.
+        if (cur.image_sha256.empty()) {
+            cur.image_size = image.size;
+            cur.image_sha256 = image.sha256;
+        }
+        cur.timeline.push_back({"restore-begin", now_us()});
+        cur.last_error.clear();
+        return true;
+    });
+    if (!stored)
+        return std::unexpected(stored.error());
+    if (!*stored)
+        return fail(Errc::verify, info.name, "cannot restore", "its manifest disappeared");
+    return {};
+}
+
+} // namespace
+
+// restore begin: only for an image vmupdate saved (vmupdate_image).
+//
+// This hook must never fail: when a restore hook exits non-zero, libvirt 11.3
+// deletes the managed-save image and reports the start as successful, which
+// loses the VM. A restore that must not go ahead is refused at `start begin`
+// instead, where a failure keeps the image.
+void on_restore(HookContext& c, const DomainInfo& info, const StateDir& state,
+                const std::string& helper) {
+    auto saved = vmupdate_image(c, info, state);
+    if (!saved)
+        return;
+    auto attempt = prepare_attempt(c, info, saved->manifest);
+    auto ok = attempt ? record_attempt(info, state, *attempt, saved->image)
+                      : Result<void>(std::unexpected(attempt.error()));
+    if (ok)
+        ok = spawn_helper(helper, {info.uuid, attempt->id, attempt->socket, info.name});
+    if (!ok) {
+        refuse_at_start(c, info, state, ok.error());
+        return;
+    }
+    c.out.output = std::move(attempt->xml);
+    c.log("restoring a vmupdate save: attempt " + attempt->id + ", helper on " + attempt->socket);
+}
+
+} // namespace vmupdate
