@@ -3,7 +3,7 @@
 #include "preserved_file.hpp"
 
 #include "fsutil.hpp"
-#include "held_ram.hpp"
+#include "link_dirs.hpp"
 
 #include <algorithm>
 #include <array>

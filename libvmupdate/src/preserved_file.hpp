@@ -1,6 +1,6 @@
 // Single preserved RAM files as open files, for handing guest RAM to the next
 // kernel in memfds (handover.cpp) and taking it back. Private header; the
-// implementation (preserved_file.cpp) shares held_ram.hpp with ram.cpp.
+// implementation (preserved_file.cpp) shares link_dirs.hpp with ram.cpp.
 #pragma once
 
 #include "fd.hpp"

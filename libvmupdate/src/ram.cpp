@@ -1,11 +1,11 @@
 // RAM preservation: libvirt's RAM directories, holding their files in root's
 // directories, checking them and linking them back. Nothing below the QEMU
-// user's backing directory is reached by a path (held_ram.hpp says why).
+// user's backing directory is reached by a path (link_dirs.hpp says why).
 #include "vmupdate/ram.hpp"
 
 #include "fd.hpp"
 #include "fsutil.hpp"
-#include "held_ram.hpp"
+#include "link_dirs.hpp"
 
 #include <algorithm>
 #include <cerrno>

@@ -1,4 +1,4 @@
-#include "held_ram.hpp"
+#include "link_dirs.hpp"
 
 #include "fsutil.hpp"
 
