@@ -48,30 +48,6 @@ void print_plan(const KexecPlan& kexec, const HostUpdatePlan& plan, unsigned par
         << "  then: vmupdate-restore.service (vmupdate restore --all) restores them at boot\n";
 }
 
-// --dry-run, or the user's answer; an exit code when it stops here (`kernel`
-// unloads the loaded kernel again when it goes).
-std::optional<int> go_ahead(const Invocation& in, std::optional<LoadedKernel>& kernel) {
-    if (in.args.has("--dry-run")) {
-        kernel.reset();
-        std::cout << "dry run: pre-flight passed, the kernel loaded and unloaded again; nothing "
-                     "was paused\n";
-        return 0;
-    }
-    if (in.args.has("--yes"))
-        return std::nullopt;
-    switch (confirm()) {
-    case Answer::yes:
-        return std::nullopt;
-    case Answer::not_a_terminal:
-        return usage_error("host-update: confirm with --yes (standard input is not a terminal)",
-                           "host-update");
-    case Answer::no:
-        break;
-    }
-    std::cout << "nothing done\n";
-    return 0;
-}
-
 int save_and_kexec(Session& session, const Paths& paths, const HostUpdatePlan& plan,
                    unsigned parallel) {
     auto saved = save_for_host_update(session.conn, paths, plan, session.events, parallel);
@@ -114,7 +90,12 @@ int cmd_host_update(const Invocation& in) {
         return 2;
     auto parallel = static_cast<unsigned>(in.args.integer("--parallel", 4));
     print_plan(kexec, *plan, parallel);
-    if (auto done = go_ahead(in, kernel))
+    bool dry_run = in.args.has("--dry-run");
+    if (dry_run)
+        kernel.reset(); // unloaded before it says so; any other way out unloads it too
+    if (auto done = go_ahead(dry_run, in.args.has("--yes"),
+                             "dry run: pre-flight passed, the kernel loaded and unloaded again; "
+                             "nothing was paused"))
         return *done;
     kernel->keep();
     return save_and_kexec(*session, paths, *plan, parallel);

@@ -48,27 +48,6 @@ void print_plan(const PackageUpdatePlan& plan, unsigned parallel) {
               << "restore them\n";
 }
 
-// --dry-run, or the user's answer; an exit code when it stops here.
-std::optional<int> go_ahead(const Invocation& in) {
-    if (in.args.has("--dry-run")) {
-        std::cout << "dry run: pre-flight passed; nothing was paused or installed\n";
-        return 0;
-    }
-    if (in.args.has("--yes"))
-        return std::nullopt;
-    switch (confirm()) {
-    case Answer::yes:
-        return std::nullopt;
-    case Answer::not_a_terminal:
-        return usage_error("host-update: confirm with --yes (standard input is not a terminal)",
-                           "host-update");
-    case Answer::no:
-        break;
-    }
-    std::cout << "nothing done\n";
-    return 0;
-}
-
 int print_done(const PackageUpdatePlan& plan, const PackageUpdateReport& done) {
     int rc = done.install_error.empty() ? 0 : 1;
     for (const auto& r : done.restored) {
@@ -109,7 +88,8 @@ int cmd_package_update(const Invocation& in) {
         return *done;
     auto parallel = static_cast<unsigned>(in.args.integer("--parallel", 4));
     print_plan(packages, parallel);
-    if (auto done = go_ahead(in))
+    if (auto done = go_ahead(in.args.has("--dry-run"), in.args.has("--yes"),
+                             "dry run: pre-flight passed; nothing was paused or installed"))
         return *done;
     auto done = run_package_update(in.uri, paths, packages, parallel);
     if (!done)

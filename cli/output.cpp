@@ -60,4 +60,24 @@ std::string seconds(double s) {
     return os.str();
 }
 
+std::optional<int> go_ahead(bool dry_run, bool yes, const std::string& dry_run_done) {
+    if (dry_run) {
+        std::cout << dry_run_done << '\n';
+        return 0;
+    }
+    if (yes)
+        return std::nullopt;
+    switch (confirm()) {
+    case Answer::yes:
+        return std::nullopt;
+    case Answer::not_a_terminal:
+        return usage_error("host-update: confirm with --yes (standard input is not a terminal)",
+                           "host-update");
+    case Answer::no:
+        break;
+    }
+    std::cout << "nothing done\n";
+    return 0;
+}
+
 } // namespace vmupdate::cli

@@ -6,6 +6,7 @@
 #include "vmupdate/error.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,11 @@ enum class Answer { yes, no, not_a_terminal };
 
 /// Asks "Continue? [y/N]" on a terminal; a standard input that is not one cannot answer.
 [[nodiscard]] Answer confirm();
+
+/// The last word before a host update pauses anything: with `dry_run`, prints
+/// `dry_run_done` and stops (0); with `yes`, goes on (nullopt); otherwise asks
+/// on the terminal: "nothing done" (0) or, without a terminal, invalid input (2).
+[[nodiscard]] std::optional<int> go_ahead(bool dry_run, bool yes, const std::string& dry_run_done);
 
 /// Prints the warnings, then, if there are offenders, "COMMAND refused, nothing
 /// was paused:" and each; returns whether it refused.
