@@ -52,6 +52,10 @@ Result<Fd> open_preserved_file(std::string_view domain, const RamFile& f, FileOw
     return file;
 }
 
+Result<void> sync_preserved_file(std::string_view, const RamFile& f) {
+    return fsync_path(f.preserved);
+}
+
 Result<void> unlink_preserved_file(std::string_view domain, const RamFile& f) {
     auto v = open_verified(domain, f);
     if (!v)
