@@ -26,7 +26,8 @@ struct FileOwner {
                                              FileOwner& owner);
 
 /// Flushes the preserved file of `f` to stable storage (host-update, before
-/// the kexec).
+/// the kexec), opened as open_preserved_file does but read-only and without
+/// blocking: a FIFO, a link or another file in its place is refused.
 [[nodiscard]] Result<void> sync_preserved_file(std::string_view domain, const RamFile& f);
 
 /// Removes vmupdate's link to `f`; the RAM then lives only as long as an open

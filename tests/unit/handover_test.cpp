@@ -274,8 +274,10 @@ TEST_F(Saved, SyncPreservedRefusesALink) {
 }
 
 TEST_F(Saved, SyncPreservedRefusesAnotherFile) {
-    ASSERT_EQ(::unlink(ram[0].preserved.c_str()), 0);
-    std::ofstream(ram[0].preserved) << content;
+    // Made before the original goes, so that it cannot get the inode number back.
+    std::string other = ram[0].preserved + ".other";
+    std::ofstream(other) << content;
+    ASSERT_EQ(::rename(other.c_str(), ram[0].preserved.c_str()), 0);
     auto got = sync_bounded(ram[0]);
     ASSERT_TRUE(got);
     EXPECT_TRUE(contains(*got, "device/inode differ")) << *got;
