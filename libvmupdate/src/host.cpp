@@ -74,8 +74,8 @@ Result<Fd> open_nearest(const std::string& path) {
                 return cur;
             return fail_errno(errno, path, "cannot resolve path");
         }
-        struct stat dir {
-        }, st{};
+        struct stat dir {};
+        struct stat st {};
         if (::fstat(cur.get(), &dir) != 0 || ::fstat(next.get(), &st) != 0)
             return fail_errno(errno, path, "cannot resolve path");
         if (!S_ISLNK(st.st_mode)) {
