@@ -2,12 +2,15 @@
 
 #include "fsutil.hpp"
 #include "vmupdate/handover.hpp"
+#include "vmupdate/interrupt.hpp"
 
 #include <cerrno>
+#include <ctime>
 #include <fcntl.h>
 #include <nlohmann/json.hpp>
 #include <sys/file.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 
 namespace vmupdate::handover {
 namespace {
@@ -30,13 +33,67 @@ Result<void> record_rebuilt(const StateDir& state, const std::string& uuid, cons
     return {};
 }
 
+constexpr const char* holder_unit_name = "vmupdate-handover.service";
+
+// The systemd unit this process runs as ("" outside a service): the last
+// component of its systemd cgroup (v2's "0::", or v1's name=systemd) when
+// that is a .service.
+std::string own_unit() {
+    auto text = read_file("/proc/self/cgroup", 1 << 16);
+    if (!text)
+        return "";
+    std::string_view t = *text;
+    while (!t.empty()) {
+        auto nl = t.find('\n');
+        std::string_view line = t.substr(0, nl);
+        t = nl == std::string_view::npos ? std::string_view() : t.substr(nl + 1);
+        if (!line.starts_with("0::") && line.find(":name=systemd:") == std::string_view::npos)
+            continue;
+        std::string_view last = line.substr(line.rfind('/') + 1);
+        return last.ends_with(".service") ? std::string(last) : "";
+    }
+    return "";
+}
+
+// Says in the lock file who holds it: "PID UNIT" (UNIT may be missing), for a
+// restore that finds it taken.
+void record_holder(int fd) {
+    std::string line = std::to_string(::getpid()) + " " + own_unit() + "\n";
+    if (::ftruncate(fd, 0) == 0)
+        (void)!::pwrite(fd, line.data(), line.size(), 0);
+}
+
+// Who holds the lock of `fd`, from its content, and what to do about it.
+std::string holder_advice(int fd) {
+    char buf[256] = {};
+    ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+    std::string_view text(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+        text.remove_suffix(1);
+    auto space = text.find(' ');
+    std::string pid(text.substr(0, space));
+    std::string unit(space == std::string_view::npos ? "" : text.substr(space + 1));
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos)
+        return "held by another vmupdate process; run `vmupdate restore` again once it has "
+               "ended";
+    std::string who = "PID " + pid + (unit.empty() ? "" : " (" + unit + ")");
+    if (unit == holder_unit_name)
+        return "held by " + who +
+               ", the holder of a handover to the next kernel: if host-update is no longer "
+               "running, `systemctl stop " +
+               unit + "` takes the RAM back; then run `vmupdate restore` again";
+    return "held by " + who + " (a handover or a restore under way): wait for it to end, " +
+           "or stop it (`kill -TERM " + pid + "` takes a handover's RAM back); then run " +
+           "`vmupdate restore` again";
+}
+
 } // namespace
 
 std::string record_path(const Paths& paths) {
     return paths.state_dir + "/handover.json";
 }
 
-Result<Fd> lock_handover(const Paths& paths) {
+Result<Fd> lock_handover(const Paths& paths, std::chrono::milliseconds wait) {
     std::string path = paths.state_dir + "/handover.lock";
     int fd;
     do
@@ -45,12 +102,19 @@ Result<Fd> lock_handover(const Paths& paths) {
     if (fd < 0)
         return fail_errno(errno, path, "cannot lock the RAM handover");
     Fd lock(fd);
-    int r;
-    do
-        r = ::flock(lock.get(), LOCK_EX);
-    while (r != 0 && errno == EINTR);
-    if (r != 0)
-        return fail_errno(errno, path, "cannot lock the RAM handover");
+    // Polled, never a blocking flock(): a holder that survived host-update must
+    // not hang every restore, and an interrupt must end the wait at once.
+    auto deadline = std::chrono::steady_clock::now() + wait;
+    while (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            return fail_errno(errno, path, "cannot lock the RAM handover");
+        if (interrupt_requested() || std::chrono::steady_clock::now() >= deadline)
+            return fail(Errc::timeout, path, "the RAM handover is in use",
+                        holder_advice(lock.get()));
+        const timespec step{0, 50'000'000};
+        ::nanosleep(&step, nullptr); // a signal cuts it short
+    }
+    record_holder(lock.get());
     return lock;
 }
 

@@ -20,6 +20,7 @@
 #include "vmupdate/paths.hpp"
 #include "vmupdate/state.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -29,9 +30,15 @@ namespace vmupdate::handover {
 /// state_dir/handover.json.
 [[nodiscard]] std::string record_path(const Paths& paths);
 
+/// How long lock_handover waits for another holder by default.
+inline constexpr std::chrono::milliseconds handover_lock_wait{5000};
+
 /// Takes the lock that serialises handovers and reclaims (the restore unit and
 /// an operator's `vmupdate restore` may run at once); held while the Fd lives.
-[[nodiscard]] Result<Fd> lock_handover(const Paths& paths);
+/// Waits at most `wait`, less when interrupted; then Errc::timeout naming the
+/// holder (its PID and unit, which it writes into the lock file) and what to do.
+[[nodiscard]] Result<Fd> lock_handover(const Paths& paths,
+                                       std::chrono::milliseconds wait = handover_lock_wait);
 
 /// The running kernel's release ("" when uname fails).
 [[nodiscard]] std::string running_release();

@@ -3,6 +3,7 @@
 #include "domain_info.hpp"
 #include "fsutil.hpp"
 #include "operation.hpp"
+#include "preserved_file.hpp"
 #include "process_mark.hpp"
 #include "test_point.hpp"
 #include "vmupdate/domain_xml.hpp"
@@ -294,7 +295,7 @@ Result<void> make_durable(const Connection& conn, const Paths& paths, const Host
             return std::unexpected(m ? Error{Errc::verify, r.name, "no manifest after the save", ""}
                                      : m.error());
         for (const auto& f : (*m)->ram)
-            if (auto ok = fsync_path(f.preserved); !ok)
+            if (auto ok = sync_preserved_file(r.name, f); !ok)
                 return std::unexpected(ok.error());
         if (std::any_of(plan.domains.begin(), plan.domains.end(),
                         [&](const PlannedDomain& p) { return p.name == r.name && p.handover; }))

@@ -54,7 +54,7 @@ std::vector<MountEntry> parse_mountinfo(std::string_view text) {
             continue;
         out.push_back(MountEntry{f[2], unescape_octal(f[4]), f[5], f[dash + 1],
                                  unescape_octal(f[dash + 2]),
-                                 dash + 3 < f.size() ? f[dash + 3] : std::string()});
+                                 dash + 3 < f.size() ? f[dash + 3] : std::string(), f[0]});
     }
     return out;
 }

@@ -17,6 +17,7 @@ struct MountEntry {
     std::string fstype;
     std::string source;        ///< unescaped
     std::string super_options; ///< superblock options
+    std::string id;            ///< the mount ID (statx's stx_mnt_id)
 };
 
 /// Every well-formed line of a mountinfo text, in order (later mounts stack on earlier ones).

@@ -52,6 +52,32 @@ Result<Fd> open_preserved_file(std::string_view domain, const RamFile& f, FileOw
     return file;
 }
 
+Result<void> sync_preserved_file(std::string_view domain, const RamFile& f) {
+    // Never by its path: the QEMU user can rename root's directory aside and
+    // put a FIFO or a link under the name, and an open() would wait or follow.
+    auto v = open_verified(domain, f);
+    if (!v)
+        return std::unexpected(v.error());
+    int fd;
+    do
+        fd = ::openat(v->held.dir.get(), v->name.c_str(),
+                      O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return fail_errno(errno, std::string(domain),
+                          "cannot open preserved RAM file " + f.preserved);
+    Fd file(fd);
+    struct stat st {};
+    if (::fstat(file.get(), &st) != 0)
+        return fail_errno(errno, std::string(domain), "cannot examine " + f.preserved);
+    if (!S_ISREG(st.st_mode))
+        return fail(Errc::verify, std::string(domain), "preserved RAM file " + f.preserved,
+                    "not a regular file");
+    if (auto ok = matches(f, identity_of(st), domain, f.preserved); !ok)
+        return std::unexpected(ok.error());
+    return fsync_fd(file.get(), std::string(domain) + ": " + f.preserved);
+}
+
 Result<void> unlink_preserved_file(std::string_view domain, const RamFile& f) {
     auto v = open_verified(domain, f);
     if (!v)

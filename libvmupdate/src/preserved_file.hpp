@@ -25,6 +25,11 @@ struct FileOwner {
 [[nodiscard]] Result<Fd> open_preserved_file(std::string_view domain, const RamFile& f,
                                              FileOwner& owner);
 
+/// Flushes the preserved file of `f` to stable storage (host-update, before
+/// the kexec), opened as open_preserved_file does but read-only and without
+/// blocking: a FIFO, a link or another file in its place is refused.
+[[nodiscard]] Result<void> sync_preserved_file(std::string_view domain, const RamFile& f);
+
 /// Removes vmupdate's link to `f`; the RAM then lives only as long as an open
 /// file holds it.
 [[nodiscard]] Result<void> unlink_preserved_file(std::string_view domain, const RamFile& f);

@@ -2,22 +2,27 @@
 // kernel images, writing handed-over RAM back, the record's crash cases). The
 // handover itself runs in e2e.host_update_luo.
 #include "fsutil.hpp"
+#include "handover_record.hpp"
 #include "preserved_file.hpp"
 #include "ram_fixture.hpp"
 #include "temp_dir.hpp"
 #include "vmupdate/handover.hpp"
+#include "vmupdate/interrupt.hpp"
 #include "vmupdate/ram.hpp"
 #include "vmupdate/state.hpp"
 
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <optional>
 #include <string>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
 
@@ -29,6 +34,7 @@ constexpr const char* uuid = "0f5e4b9a-2c1d-4e8f-9a7b-3c2d1e0f9a8b";
 using TempDir = vmupdate::testing::TempDir;
 using vmupdate::testing::contains;
 using vmupdate::testing::exists;
+using vmupdate::testing::run_bounded;
 using vmupdate::testing::stat_of;
 
 std::string slurp(const std::string& path) {
@@ -80,6 +86,54 @@ protected:
     }
 
     std::string record() const { return paths.state_dir + "/handover.json"; }
+
+    // A record naming the domain's file, as host-update writes it.
+    void write_record() const {
+        std::ofstream(record())
+            << R"({"session":"vmupdate-ram","kernel":"x","files":[{"token":1,"uuid":")" << uuid
+            << R"(","domain":"web1","name":"pc.ram","preserved":")" << ram[0].preserved
+            << R"(","size":)" << ram[0].size << R"(,"uid":0,"gid":0,"mode":384}]})";
+    }
+
+    // A process holding the handover lock, as a surviving holder does; its PID.
+    pid_t start_holder() const {
+        int p[2];
+        if (::pipe(p) != 0)
+            return -1;
+        pid_t pid = ::fork();
+        if (pid == 0) {
+            auto lock = handover::lock_handover(paths);
+            (void)!::write(p[1], lock ? "y" : "n", 1);
+            for (;;)
+                ::pause();
+        }
+        ::close(p[1]);
+        char c = 'n';
+        (void)!::read(p[0], &c, 1);
+        ::close(p[0]);
+        return c == 'y' ? pid : -1;
+    }
+
+    // Ends a start_holder() process.
+    static void stop_holder(pid_t pid) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+    }
+
+    // reclaim_handed_over_ram in a child, at most `bound`: "ok" or the error's
+    // exit code and message; nullopt when it did not return in time.
+    std::optional<std::string> reclaim_bounded(std::chrono::milliseconds bound,
+                                               bool interrupted = false) const {
+        return run_bounded(
+            [&] {
+                if (interrupted)
+                    request_interrupt();
+                auto r = reclaim_handed_over_ram(paths);
+                return r ? std::string("ok")
+                         : std::to_string(exit_code(r.error())) + " " + r.error().message();
+            },
+            bound);
+    }
 
     std::string content = ram_image();
     std::vector<RamFile> ram;
@@ -179,6 +233,54 @@ TEST_F(Saved, OpenPreservedRefusesAReplacedFile) {
     auto fd = open_preserved_file("web1", ram[0], owner);
     ASSERT_FALSE(fd);
     EXPECT_EQ(fd.error().code, Errc::verify);
+}
+
+// host-update's durability step before the kexec, at most 10 s: "ok" or the error.
+std::optional<std::string> sync_bounded(const RamFile& f) {
+    return run_bounded(
+        [&] {
+            auto ok = sync_preserved_file("web1", f);
+            return ok ? std::string("ok") : ok.error().message();
+        },
+        std::chrono::seconds(10));
+}
+
+TEST_F(Saved, SyncPreservedSyncsTheRecordedFile) {
+    auto got = sync_bounded(ram[0]);
+    ASSERT_TRUE(got);
+    EXPECT_EQ(*got, "ok");
+}
+
+TEST_F(Saved, SyncPreservedRefusesAFifoWithoutBlocking) {
+    // Planted by the QEMU user (it can rename root's directory aside): opening
+    // it to read would wait for a writer with every guest paused.
+    ASSERT_EQ(::unlink(ram[0].preserved.c_str()), 0);
+    ASSERT_EQ(::mkfifo(ram[0].preserved.c_str(), 0666), 0);
+    auto got = sync_bounded(ram[0]);
+    ASSERT_TRUE(got) << "syncing the preserved RAM blocked on a FIFO";
+    EXPECT_NE(*got, "ok");
+    EXPECT_TRUE(contains(*got, "web1")) << *got;
+}
+
+TEST_F(Saved, SyncPreservedRefusesALink) {
+    std::string elsewhere = tmp / "elsewhere";
+    std::ofstream(elsewhere) << content;
+    ASSERT_EQ(::unlink(ram[0].preserved.c_str()), 0);
+    ASSERT_EQ(::symlink(elsewhere.c_str(), ram[0].preserved.c_str()), 0);
+    auto got = sync_bounded(ram[0]);
+    ASSERT_TRUE(got);
+    EXPECT_NE(*got, "ok");
+    EXPECT_TRUE(contains(*got, "not a regular file")) << *got;
+}
+
+TEST_F(Saved, SyncPreservedRefusesAnotherFile) {
+    // Made before the original goes, so that it cannot get the inode number back.
+    std::string other = ram[0].preserved + ".other";
+    std::ofstream(other) << content;
+    ASSERT_EQ(::rename(other.c_str(), ram[0].preserved.c_str()), 0);
+    auto got = sync_bounded(ram[0]);
+    ASSERT_TRUE(got);
+    EXPECT_TRUE(contains(*got, "device/inode differ")) << *got;
 }
 
 TEST_F(Saved, UnlinkThenRebuildGivesTheSameRamUnderANewInode) {
@@ -288,6 +390,46 @@ TEST_F(Saved, ReclaimNamesTheDomainsWhoseRamDidNotComeAcross) {
     EXPECT_TRUE(contains(r.error().message(), "web1 (pc.ram)")) << r.error().message();
     EXPECT_TRUE(contains(r.error().message(), "cannot be restored")) << r.error().message();
     EXPECT_TRUE(exists(record())) << "the record must stay to say it again";
+}
+
+TEST_F(Saved, ReclaimDoesNotWaitForeverForAHolder) {
+    // host-update SIGKILLed with vmupdate-handover.service still holding: every
+    // restore used to block in flock(), Ctrl-C included.
+    write_record();
+    pid_t holder = start_holder();
+    ASSERT_GT(holder, 0);
+    auto t0 = std::chrono::steady_clock::now();
+    auto got = reclaim_bounded(std::chrono::seconds(30));
+    auto took = std::chrono::steady_clock::now() - t0;
+    stop_holder(holder);
+    ASSERT_TRUE(got) << "reclaim still waiting for the handover lock after 30 s";
+    EXPECT_LT(took, std::chrono::seconds(15));
+    EXPECT_TRUE(got->starts_with("1 ")) << *got; // something is held: not exit 2
+    EXPECT_TRUE(contains(*got, "PID " + std::to_string(holder))) << *got;
+    EXPECT_TRUE(contains(*got, "vmupdate restore")) << *got; // what to do
+    EXPECT_TRUE(exists(record()));
+    EXPECT_TRUE(verify_preserved("web1", ram));
+}
+
+TEST_F(Saved, ReclaimWaitingForAHolderEndsAtAnInterrupt) {
+    write_record();
+    pid_t holder = start_holder();
+    ASSERT_GT(holder, 0);
+    auto got = reclaim_bounded(std::chrono::seconds(2), true);
+    stop_holder(holder);
+    ASSERT_TRUE(got) << "an interrupt did not end the wait for the handover lock";
+    EXPECT_TRUE(got->starts_with("1 ")) << *got;
+}
+
+TEST_F(Saved, ReclaimTakesTheLockOnceTheHolderIsGone) {
+    write_record();
+    pid_t holder = start_holder();
+    ASSERT_GT(holder, 0);
+    stop_holder(holder);
+    auto got = reclaim_bounded(std::chrono::seconds(30));
+    ASSERT_TRUE(got);
+    EXPECT_EQ(*got, "ok");
+    EXPECT_FALSE(exists(record()));
 }
 
 TEST_F(Saved, ReclaimRejectsAMalformedRecord) {

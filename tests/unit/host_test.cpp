@@ -1,9 +1,12 @@
 // qemu.conf parsing and filesystem classification.
+#include "temp_dir.hpp"
 #include "vmupdate/host.hpp"
 
 #include <cstdio>
 #include <fstream>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 using namespace vmupdate;
 
@@ -69,4 +72,37 @@ TEST(Filesystem, FindsRealMounts) {
     auto shm = filesystem_of("/dev/shm/does/not/exist/yet");
     ASSERT_TRUE(shm) << shm.error().message();
     EXPECT_EQ(shm->kind, FsKind::memory);
+}
+
+TEST(Filesystem, RefusesALinkInADirectoryOthersCanWrite) {
+    // memory_backing_dir belongs to the QEMU user: a link it plants there (or a
+    // directory it swaps for one) must not decide what the pre-flight sees.
+    vmupdate::testing::TempDir tmp;
+    std::string ram = tmp / "ram";
+    ASSERT_EQ(::mkdir(ram.c_str(), 0755), 0);
+    ASSERT_EQ(::chmod(ram.c_str(), 0777), 0);
+    ASSERT_EQ(::symlink("/dev/shm", (ram + "/7-web1").c_str()), 0);
+    auto fs = filesystem_of(ram + "/7-web1/pc.ram");
+    ASSERT_FALSE(fs) << fs->mount_point;
+    EXPECT_EQ(fs.error().code, Errc::refused);
+    EXPECT_NE(fs.error().message().find("7-web1"), std::string::npos) << fs.error().message();
+}
+
+TEST(Filesystem, FollowsALinkOnlyRootCanChange) {
+    vmupdate::testing::TempDir tmp;
+    ASSERT_EQ(::chmod(tmp.path().c_str(), 0755), 0);
+    ASSERT_EQ(::symlink("/dev/shm", (tmp / "shm").c_str()), 0);
+    auto fs = filesystem_of(tmp / "shm/not/yet");
+    ASSERT_TRUE(fs) << fs.error().message();
+    EXPECT_EQ(fs->kind, FsKind::memory);
+    EXPECT_EQ(fs->mount_point, "/dev/shm");
+}
+
+TEST(Filesystem, ClassifiesTheNearestExistingDirectory) {
+    vmupdate::testing::TempDir tmp;
+    auto fs = filesystem_of(tmp / "not/yet/there");
+    auto parent = filesystem_of(tmp.path());
+    ASSERT_TRUE(fs) << fs.error().message();
+    ASSERT_TRUE(parent) << parent.error().message();
+    EXPECT_EQ(fs->mount_point, parent->mount_point);
 }

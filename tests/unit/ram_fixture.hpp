@@ -5,9 +5,16 @@
 
 #include "temp_dir.hpp"
 
+#include <chrono>
+#include <csignal>
+#include <functional>
 #include <gtest/gtest.h>
+#include <optional>
+#include <poll.h>
 #include <string>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 namespace vmupdate::testing {
 
@@ -27,6 +34,45 @@ inline struct stat stat_of(const std::string& path) {
 inline bool exists(const std::string& path) {
     struct stat st {};
     return ::lstat(path.c_str(), &st) == 0;
+}
+
+/// Runs `step` in a child process and returns what it wrote, or nullopt when it
+/// did not end within `bound` (it is killed then): a step that blocks fails the
+/// test instead of hanging it.
+inline std::optional<std::string> run_bounded(const std::function<std::string()>& step,
+                                              std::chrono::milliseconds bound) {
+    int p[2];
+    if (::pipe(p) != 0)
+        return std::nullopt;
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::close(p[0]);
+        std::string out = step();
+        (void)!::write(p[1], out.data(), out.size());
+        ::_exit(0);
+    }
+    ::close(p[1]);
+    std::string out;
+    bool done = false;
+    auto deadline = std::chrono::steady_clock::now() + bound;
+    while (!done) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        pollfd pfd{p[0], POLLIN, 0};
+        if (left.count() <= 0 || ::poll(&pfd, 1, static_cast<int>(left.count())) <= 0)
+            break;
+        char buf[4096];
+        ssize_t n = ::read(p[0], buf, sizeof buf);
+        if (n <= 0)
+            done = true;
+        else
+            out.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(p[0]);
+    if (!done)
+        ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    return done ? std::optional<std::string>(out) : std::nullopt;
 }
 
 /// libvirt's memory_backing_dir (`backing`) in a temporary directory, with the

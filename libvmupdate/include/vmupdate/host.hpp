@@ -42,7 +42,9 @@ struct FsInfo {
 /// Name of an FsKind for messages and JSON ("memory", "dax", "disk").
 [[nodiscard]] std::string_view to_string(FsKind kind);
 
-/// The filesystem of `path` (or of its nearest existing parent).
+/// The filesystem of `path` (or of its nearest existing parent), from the mount
+/// ID of that directory opened without following a link in a directory other
+/// users can write to (Errc::refused for one).
 [[nodiscard]] Result<FsInfo> filesystem_of(const std::string& path);
 
 /// Same, from the text of a /proc/self/mountinfo and an absolute, resolved path.
