@@ -83,13 +83,15 @@ systemctl show -p ActiveState -p Result -p ExecMainStatus vmupdate-restore.servi
 cat "$S/unit.out"
 journalctl -b --no-pager -o cat -u vmupdate-restore.service > "$S/restore.out" 2>&1
 cat "$S/restore.out"
+# The daemon mode first: the old unit's Wants=libvirtd.service switched it
+# whether or not its restore then succeeded through libvirtd.
+[ "$(daemons)" = "virtqemud=active libvirtd=inactive" ] \
+    || fail daemons "the restore unit switched the daemon mode: $(daemons)"
+ok daemons "$(daemons)"
 if ! grep -qx ActiveState=active "$S/unit.out" || ! grep -qx Result=success "$S/unit.out"; then
   fail restore "vmupdate-restore.service: $(tr '\n' ' ' < "$S/unit.out")"
 fi
 ok restore
-[ "$(daemons)" = "virtqemud=active libvirtd=inactive" ] \
-    || fail daemons "the restore unit switched the daemon mode: $(daemons)"
-ok daemons "$(daemons)"
 wait_libvirt
 [ "$(V domstate "$GUEST")" = running ] || fail continued "guest $(V domstate "$GUEST")"
 wait_ticks 3 continued
