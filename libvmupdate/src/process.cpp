@@ -82,10 +82,10 @@ Result<ProcessResult> run_process_logged(const std::vector<std::string>& argv,
     auto exe = executable(argv);
     if (!exe)
         return std::unexpected(exe.error());
-    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
+    int fd = ::open(log.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
     if (fd < 0)
         return fail_errno(errno, log, "cannot open the log");
-    std::unique_ptr<FILE, int (*)(FILE*)> file(::fdopen(fd, "a"), &::fclose);
+    std::unique_ptr<FILE, int (*)(FILE*)> file(::fdopen(fd, "a+"), &::fclose);
     if (!file) {
         int err = errno;
         ::close(fd);
