@@ -53,10 +53,6 @@ Result<Connection> reconnect(const std::string& uri) {
     }
 }
 
-} // namespace
-
-namespace {
-
 // The word that starts `line`, and `line` past it and its space.
 std::string_view pop_word(std::string_view& line) {
     auto sp = line.find(' ');
