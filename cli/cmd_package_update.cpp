@@ -104,7 +104,8 @@ int print_done(const PackageUpdatePlan& plan, const PackageUpdateReport& done) {
     int rc = done.install_error.empty() ? 0 : 1;
     for (const auto& r : done.restored) {
         if (!r) {
-            rc = std::max(rc, report(r.error()));
+            report(r.error());
+            rc = 1; // the packages are installed: never 2 (nothing changed)
             continue;
         }
         std::cout << r->name << ": restored";

@@ -367,10 +367,14 @@ Result<PackageUpdateReport> run_package_update(const std::string& uri, const Pat
         restore_all(*conn, *events);
         Error e =
             first_error ? *first_error : Error{Errc::refused, "host-update", "interrupted", ""};
+        auto back =
+            static_cast<std::size_t>(std::count_if(report.restored.begin(), report.restored.end(),
+                                                   [](const auto& r) { return r.has_value(); }));
         e.cause += (e.cause.empty() ? "" : "; ") + std::string("nothing installed; ") +
-                   std::to_string(std::count_if(report.restored.begin(), report.restored.end(),
-                                                [](const auto& r) { return r.has_value(); })) +
-                   " of " + std::to_string(saved.size()) + " saved domains restored";
+                   std::to_string(back) + " of " + std::to_string(saved.size()) +
+                   " saved domains restored";
+        if (back != saved.size()) // the others stay saved, their RAM held: not exit 2
+            e.code = Errc::ram_held;
         return std::unexpected(e);
     }
     install(paths, plan, report);
