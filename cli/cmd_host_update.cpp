@@ -22,6 +22,8 @@ std::optional<int> read_kexec(const Invocation& in, KexecPlan& kexec) {
     kexec.initrd = in.args.value("--initrd").value_or("");
     kexec.cmdline = in.args.value("--append").value_or("");
     bool append = in.args.has("--append"), reuse = in.args.has("--reuse-cmdline");
+    if (in.args.has("--allow-removals"))
+        return usage_error("host-update: --allow-removals goes with --packages", "host-update");
     if (kexec.kernel.empty())
         return usage_error("host-update needs --kernel", "host-update");
     if (append == reuse)

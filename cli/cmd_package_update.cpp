@@ -13,10 +13,13 @@ namespace {
 // The options of the other form, which --packages does not take.
 constexpr std::string_view kernel_only[] = {"--kernel", "--initrd", "--append", "--reuse-cmdline"};
 
-// apt-get simulates and downloads, then the running domains are checked; an
-// exit code when the update stops here (refused, nothing to do, a failure).
+// apt-get simulates and downloads (not on --dry-run), then the running domains
+// are checked; an exit code when the update stops here (refused, nothing to do,
+// a failure).
 std::optional<int> plan(const Invocation& in, const Paths& paths, PackageUpdatePlan& plan) {
-    auto resolved = resolve_packages(in.args.list("--packages"));
+    PackageOptions options{.allow_removals = in.args.has("--allow-removals"),
+                           .download = !in.args.has("--dry-run")};
+    auto resolved = resolve_packages(in.args.list("--packages"), options);
     if (!resolved)
         return report(resolved.error());
     plan = std::move(*resolved);
@@ -37,11 +40,39 @@ std::optional<int> plan(const Invocation& in, const Paths& paths, PackageUpdateP
     return std::nullopt;
 }
 
+// "NAME OLD -> NEW", with (new), (removed), (purged) or (configured) where a version is not.
+void print_change(const PackageChange& c) {
+    std::cout << "    " << c.name << " ";
+    switch (c.kind) {
+    case ChangeKind::install:
+        std::cout << "(new) -> " << c.to;
+        break;
+    case ChangeKind::upgrade:
+        std::cout << c.from << " -> " << c.to;
+        break;
+    case ChangeKind::remove:
+    case ChangeKind::purge:
+        std::cout << (c.from.empty() ? "(installed)" : c.from) << " -> "
+                  << (c.kind == ChangeKind::remove ? "(removed)" : "(purged)");
+        break;
+    case ChangeKind::configure:
+        std::cout << c.to << " (configured)";
+        break;
+    }
+    std::cout << '\n';
+}
+
 void print_plan(const PackageUpdatePlan& plan, unsigned parallel) {
-    std::cout << "plan: install (downloaded already)\n";
+    auto count = [&](auto... kinds) {
+        return std::count_if(plan.changes.begin(), plan.changes.end(),
+                             [&](const auto& c) { return ((c.kind == kinds) || ...); });
+    };
+    std::cout << "plan: install "
+              << (plan.downloaded ? "(downloaded already)" : "(not downloaded: dry run)") << ": "
+              << count(ChangeKind::install) << " new, " << count(ChangeKind::upgrade)
+              << " upgraded, " << count(ChangeKind::remove, ChangeKind::purge) << " removed\n";
     for (const auto& c : plan.changes)
-        std::cout << "    " << c.name << " " << (c.from.empty() ? "(new)" : c.from) << " -> "
-                  << c.to << '\n';
+        print_change(c);
     std::cout << "  save " << plan.domains.size() << " domain(s), at most " << parallel
               << " at once, install, "
               << (plan.libvirt_changes ? "restart " + plan.libvirt_unit + ", " : "")
@@ -52,7 +83,8 @@ int print_done(const PackageUpdatePlan& plan, const PackageUpdateReport& done) {
     int rc = done.install_error.empty() ? 0 : 1;
     for (const auto& r : done.restored) {
         if (!r) {
-            rc = std::max(rc, report(r.error()));
+            report(r.error());
+            rc = 1; // the packages are installed: never 2 (nothing changed)
             continue;
         }
         std::cout << r->name << ": restored";
@@ -88,8 +120,9 @@ int cmd_package_update(const Invocation& in) {
         return *done;
     auto parallel = static_cast<unsigned>(in.args.integer("--parallel", 4));
     print_plan(packages, parallel);
-    if (auto done = go_ahead(in.args.has("--dry-run"), in.args.has("--yes"),
-                             "dry run: pre-flight passed; nothing was paused or installed"))
+    if (auto done =
+            go_ahead(in.args.has("--dry-run"), in.args.has("--yes"),
+                     "dry run: pre-flight passed; nothing was downloaded, paused or installed"))
         return *done;
     auto done = run_package_update(in.uri, paths, packages, parallel);
     if (!done)

@@ -46,6 +46,7 @@ constexpr Option host_update_options[] = {
     {"--append", "ARGS", "its command line", Kind::string},
     {"--reuse-cmdline", "", "use the running kernel's command line"},
     {"--packages", "PKG...", "update these packages (names or .deb files) instead", Kind::list},
+    {"--allow-removals", "", "with --packages: let apt-get remove other packages"},
     {"--dry-run", "", "check (and load the kernel), pause nothing"},
     {"--yes", "", "do not ask for confirmation"},
     parallel("save N domains at a time (1 to 64, default 4)"),
@@ -140,7 +141,8 @@ constexpr Command table[] = {
     {.name = "host-update",
      .synopsis = "host-update --kernel K [--initrd I] [--parallel N]\n"
                  "            (--append ARGS|--reuse-cmdline) [--dry-run] [--yes]\n"
-                 "host-update --packages PKG... [--parallel N] [--dry-run] [--yes]",
+                 "host-update --packages PKG... [--allow-removals] [--parallel N]\n"
+                 "            [--dry-run] [--yes]",
      .summary = "save every VM and kexec into kernel K (or update\n"
                 "packages) and restore every VM",
      .description =
@@ -154,7 +156,9 @@ constexpr Command table[] = {
          "confirmation unless --yes; --dry-run stops after the checks.\n"
          "\n"
          "With --packages, updates QEMU/libvirt packages instead: apt-get simulates\n"
-         "and downloads PKG... with nothing paused (refused if anything is missing),\n"
+         "and downloads PKG... with nothing paused (refused if anything is missing,\n"
+         "if libvirt, QEMU or vmupdate would be removed, or if other packages would\n"
+         "be removed without --allow-removals; --dry-run downloads nothing),\n"
          "then every managed VM is saved, the packages installed, libvirtd restarted\n"
          "if libvirt changed, and every VM restored, also after a failed install.\n"
          "Prints each guest's pause and the phases, the install's share included.",

@@ -27,6 +27,9 @@ int exit_code(const Error& e) {
     case Errc::not_found:
     case Errc::busy: // another run holds the domain: this one changed nothing
         return 2;
+    case Errc::ram_held: // the RAM is not where a restore finds it: not "nothing changed"
+    case Errc::ram_lost:
+        return 1;
     default:
         return 1;
     }

@@ -50,6 +50,7 @@ Error not_handed_over(Error err, const std::vector<const Entry*>& missing) {
     std::string names;
     for (const Entry* e : missing)
         names += (names.empty() ? "" : ", ") + e->domain + " (" + e->ram.name + ")";
+    err.code = Errc::ram_lost; // not "nothing changed" (exit 2), whatever the LUO said
     err.cause += "; the RAM handed over for " + names +
                  " is not here (the host did not kexec with LUO, or host-update was "
                  "killed before it): those domains cannot be restored";

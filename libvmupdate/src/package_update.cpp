@@ -2,6 +2,7 @@
 
 #include "domain_info.hpp"
 #include "operation.hpp"
+#include "package_plan.hpp"
 #include "process.hpp"
 #include "text.hpp"
 #include "vmupdate/hook.hpp"
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <optional>
 #include <thread>
 #include <unistd.h>
@@ -33,10 +35,9 @@ bool has_systemd() {
 }
 
 // The libvirt daemon unit that runs: monolithic libvirtd or modular virtqemud.
-std::string active_libvirt_unit() {
+std::string active_libvirt_unit(const ProcessRunner& run) {
     for (const char* unit : {"libvirtd.service", "virtqemud.service"})
-        if (auto r = run_process({"systemctl", "is-active", "--quiet", unit}, 10s);
-            r && r->exit_code == 0)
+        if (auto r = run({"systemctl", "is-active", "--quiet", unit}, 10s); r && r->exit_code == 0)
             return unit;
     return {};
 }
@@ -52,33 +53,65 @@ Result<Connection> reconnect(const std::string& uri) {
     }
 }
 
+// The word that starts `line`, and `line` past it and its space.
+std::string_view pop_word(std::string_view& line) {
+    auto sp = line.find(' ');
+    std::string_view word = line.substr(0, sp);
+    line = sp == std::string_view::npos ? std::string_view{} : line.substr(sp + 1);
+    return word;
+}
+
+// One line of the simulation: "Inst NAME [OLD] (NEW REPO [ARCH])", "Remv NAME [OLD]",
+// "Purg NAME [OLD]" or "Conf NAME (VERSION REPO [ARCH])"; anything else is nullopt.
+std::optional<PackageChange> parse_apt_line(std::string_view line) {
+    PackageChange c;
+    auto verb = pop_word(line);
+    if (verb == "Inst" || verb == "Conf")
+        c.kind = ChangeKind::install;
+    else if (verb == "Remv" || verb == "Purg")
+        c.kind = verb == "Remv" ? ChangeKind::remove : ChangeKind::purge;
+    else
+        return std::nullopt;
+    c.name = std::string(pop_word(line));
+    if (line.starts_with("[")) {
+        auto close = line.find(']');
+        if (close == std::string_view::npos)
+            return std::nullopt;
+        c.from = std::string(line.substr(1, close - 1));
+        line = line.substr(std::min(close + 2, line.size()));
+    }
+    if (line.starts_with("(")) {
+        auto stop = line.find_first_of(" )", 1);
+        c.to = std::string(line.substr(1, stop == std::string_view::npos ? 0 : stop - 1));
+    }
+    if (c.name.empty())
+        return std::nullopt;
+    if (c.kind != ChangeKind::install)
+        return c.to.empty() ? std::optional(c) : std::nullopt;
+    if (c.to.empty())
+        return std::nullopt;
+    if (verb == "Conf")
+        c.kind = ChangeKind::configure;
+    else if (!c.from.empty())
+        c.kind = ChangeKind::upgrade;
+    return c;
+}
+
 } // namespace
 
 std::vector<PackageChange> parse_apt_simulation(std::string_view out) {
     std::vector<PackageChange> changes;
     while (!out.empty()) {
-        std::string_view line = pop_line(out);
-        // "Inst qemu-system-x86 [1:10.0.2+ds-2] (1:10.0.2+ds-3 Debian:12/stable [amd64])"
-        if (!line.starts_with("Inst "))
+        auto c = parse_apt_line(pop_line(out));
+        if (!c)
             continue;
-        line.remove_prefix(5);
-        PackageChange c;
-        auto sp = line.find(' ');
-        c.name = std::string(line.substr(0, sp));
-        line = sp == std::string_view::npos ? std::string_view{} : line.substr(sp + 1);
-        if (line.starts_with("[")) {
-            auto close = line.find(']');
-            if (close == std::string_view::npos)
-                continue;
-            c.from = std::string(line.substr(1, close - 1));
-            line = line.substr(std::min(close + 2, line.size()));
-        }
-        if (line.starts_with("(")) {
-            auto stop = line.find_first_of(" )", 1);
-            c.to = std::string(line.substr(1, stop == std::string_view::npos ? 0 : stop - 1));
-        }
-        if (!c.name.empty() && !c.to.empty())
-            changes.push_back(std::move(c));
+        auto same = std::find_if(changes.begin(), changes.end(),
+                                 [&](const auto& o) { return o.name == c->name; });
+        if (same == changes.end())
+            changes.push_back(std::move(*c));
+        else if (c->kind == ChangeKind::purge) // after its Remv, if apt lists both
+            same->kind = ChangeKind::purge;
+        // else: the Conf of a package unpacked above adds nothing
     }
     return changes;
 }
@@ -90,7 +123,78 @@ bool is_libvirt_package(std::string_view name) {
            name == "libvirt-clients";
 }
 
-Result<PackageUpdatePlan> resolve_packages(std::vector<std::string> packages) {
+bool is_protected_package(std::string_view name) {
+    if (auto colon = name.find(':'); colon != std::string_view::npos)
+        name = name.substr(0, colon);
+    return name.starts_with("libvirt") || name == "qemu" || name.starts_with("qemu-") ||
+           name == "vmupdate" || name.starts_with("vmupdate-");
+}
+
+void review_removals(PackageUpdatePlan& plan, bool allow_removals) {
+    std::string kept, others;
+    for (const auto& c : plan.changes) {
+        if (c.kind != ChangeKind::remove && c.kind != ChangeKind::purge)
+            continue;
+        std::string& list = is_protected_package(c.name) ? kept : others;
+        list += (list.empty() ? "" : ", ") + c.name;
+    }
+    if (!kept.empty())
+        plan.offenders.push_back("the install would remove " + kept +
+                                 ": vmupdate never removes libvirt, QEMU or itself (the guests "
+                                 "it keeps run on them)");
+    if (!others.empty() && !allow_removals)
+        plan.offenders.push_back("the install would remove " + others +
+                                 ": pass --allow-removals to let it");
+}
+
+Result<void> simulate_and_download(PackageUpdatePlan& plan, const PackageOptions& options,
+                                   const ProcessRunner& run) {
+    std::vector<std::string> args{"install", "--simulate", "-y"};
+    args.insert(args.end(), plan.packages.begin(), plan.packages.end());
+    auto sim = run(apt(args), 5min);
+    if (!sim)
+        return std::unexpected(sim.error());
+    if (sim->exit_code != 0) {
+        plan.offenders.push_back("apt-get cannot install " + [&] {
+            std::string all;
+            for (const auto& p : plan.packages)
+                all += (all.empty() ? "" : " ") + p;
+            return all;
+        }() + ": " + sim->err);
+        return {};
+    }
+    plan.changes = parse_apt_simulation(sim->out);
+    review_removals(plan, options.allow_removals);
+    plan.libvirt_changes = std::any_of(plan.changes.begin(), plan.changes.end(),
+                                       [](const auto& c) { return is_libvirt_package(c.name); });
+    if (plan.libvirt_changes) {
+        if (!has_systemd())
+            plan.offenders.emplace_back(
+                "a libvirt package changes, and libvirtd would have to restart, but this host "
+                "does not run systemd: restart it yourself (vmupdate save --all; install; restart "
+                "libvirtd; vmupdate restore --all)");
+        else if (plan.libvirt_unit = active_libvirt_unit(run); plan.libvirt_unit.empty())
+            plan.offenders.emplace_back(
+                "a libvirt package changes, but neither libvirtd.service nor virtqemud.service "
+                "is active");
+    }
+
+    if (!plan.offenders.empty() || plan.changes.empty() || !options.download)
+        return {};
+    // Downloaded now, so that the guests do not wait for the network.
+    args[1] = "--download-only";
+    auto dl = run(apt(args), 30min);
+    if (!dl)
+        return std::unexpected(dl.error());
+    if (dl->exit_code != 0)
+        plan.offenders.push_back("apt-get cannot download the packages: " + dl->err);
+    else
+        plan.downloaded = true;
+    return {};
+}
+
+Result<PackageUpdatePlan> resolve_packages(std::vector<std::string> packages,
+                                           const PackageOptions& options) {
     PackageUpdatePlan plan;
     if (packages.empty())
         return fail(Errc::invalid_input, "host-update", "no packages given", "");
@@ -111,44 +215,8 @@ Result<PackageUpdatePlan> resolve_packages(std::vector<std::string> packages) {
     if (!plan.offenders.empty())
         return plan;
 
-    std::vector<std::string> args{"install", "--simulate", "-y"};
-    args.insert(args.end(), plan.packages.begin(), plan.packages.end());
-    auto sim = run_process(apt(args), 5min);
-    if (!sim)
-        return std::unexpected(sim.error());
-    if (sim->exit_code != 0) {
-        plan.offenders.push_back("apt-get cannot install " + [&] {
-            std::string all;
-            for (const auto& p : plan.packages)
-                all += (all.empty() ? "" : " ") + p;
-            return all;
-        }() + ": " + sim->err);
-        return plan;
-    }
-    plan.changes = parse_apt_simulation(sim->out);
-    plan.libvirt_changes = std::any_of(plan.changes.begin(), plan.changes.end(),
-                                       [](const auto& c) { return is_libvirt_package(c.name); });
-    if (plan.libvirt_changes) {
-        if (!has_systemd())
-            plan.offenders.emplace_back(
-                "a libvirt package changes, and libvirtd would have to restart, but this host "
-                "does not run systemd: restart it yourself (vmupdate save --all; install; restart "
-                "libvirtd; vmupdate restore --all)");
-        else if (plan.libvirt_unit = active_libvirt_unit(); plan.libvirt_unit.empty())
-            plan.offenders.emplace_back(
-                "a libvirt package changes, but neither libvirtd.service nor virtqemud.service "
-                "is active");
-    }
-
-    if (!plan.offenders.empty() || plan.changes.empty())
-        return plan;
-    // Downloaded now, so that the guests do not wait for the network.
-    args[1] = "--download-only";
-    auto dl = run_process(apt(args), 30min);
-    if (!dl)
-        return std::unexpected(dl.error());
-    if (dl->exit_code != 0)
-        plan.offenders.push_back("apt-get cannot download the packages: " + dl->err);
+    if (auto ok = simulate_and_download(plan, options, run_process); !ok)
+        return std::unexpected(ok.error());
     return plan;
 }
 
@@ -199,9 +267,20 @@ std::vector<std::string> save_planned(const Connection& conn, const Paths& paths
     return saved;
 }
 
+// The last lines of apt-get's output: its errors ("E: ...") come last.
+std::string last_lines(std::string_view text, std::size_t lines) {
+    while (text.ends_with('\n'))
+        text.remove_suffix(1);
+    std::size_t at = text.size();
+    for (std::size_t n = 0; n < lines && at != std::string_view::npos && at > 0; ++n)
+        at = text.rfind('\n', at - 1);
+    return std::string(at == std::string_view::npos ? text : text.substr(at + 1));
+}
+
 // In a session of its own: a Ctrl-C meant for vmupdate must not cut dpkg off
-// half way (vmupdate itself finishes the update, restores included).
-void install(const PackageUpdatePlan& plan, PackageUpdateReport& report) {
+// half way (vmupdate itself finishes the update, restores included). Its output
+// goes to a file, not a pipe: if vmupdate dies, dpkg goes on without a SIGPIPE.
+void install(const Paths& paths, const PackageUpdatePlan& plan, PackageUpdateReport& report) {
     auto t1 = Clock::now();
     // --no-download keeps the network out of the pause; apt-get 2.6 fails
     // it with "Pathname to install is not absolute" for a .deb file given by path,
@@ -215,13 +294,18 @@ void install(const PackageUpdatePlan& plan, PackageUpdateReport& report) {
     args.insert(args.end(), plan.packages.begin(), plan.packages.end());
     auto argv = apt(args);
     argv.insert(argv.begin(), {"setsid", "--wait"});
-    auto installed = run_process(argv, 30min);
+    auto dir = std::filesystem::path(paths.log_file).parent_path();
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    report.install_log = (dir / "packages.log").string();
+    auto installed = run_process_logged(argv, 30min, report.install_log);
     report.install_seconds = seconds_since(t1);
     if (!installed)
         report.install_error = installed.error().message();
     else if (installed->exit_code != 0)
-        report.install_error =
-            "apt-get exited with " + std::to_string(installed->exit_code) + ": " + installed->err;
+        report.install_error = "apt-get exited with " + std::to_string(installed->exit_code) +
+                               " (its output is in " + report.install_log +
+                               "): " + last_lines(installed->out, 5);
 }
 
 // A connection to the libvirt daemon after the install, and its events.
@@ -283,13 +367,17 @@ Result<PackageUpdateReport> run_package_update(const std::string& uri, const Pat
         restore_all(*conn, *events);
         Error e =
             first_error ? *first_error : Error{Errc::refused, "host-update", "interrupted", ""};
+        auto back =
+            static_cast<std::size_t>(std::count_if(report.restored.begin(), report.restored.end(),
+                                                   [](const auto& r) { return r.has_value(); }));
         e.cause += (e.cause.empty() ? "" : "; ") + std::string("nothing installed; ") +
-                   std::to_string(std::count_if(report.restored.begin(), report.restored.end(),
-                                                [](const auto& r) { return r.has_value(); })) +
-                   " of " + std::to_string(saved.size()) + " saved domains restored";
+                   std::to_string(back) + " of " + std::to_string(saved.size()) +
+                   " saved domains restored";
+        if (back != saved.size()) // the others stay saved, their RAM held: not exit 2
+            e.code = Errc::ram_held;
         return std::unexpected(e);
     }
-    install(plan, report);
+    install(paths, plan, report);
     auto fresh = restart_libvirt(uri, plan, report);
     if (!fresh)
         return std::unexpected(fresh.error());

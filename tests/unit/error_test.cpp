@@ -16,4 +16,7 @@ TEST(Error, ExitCodes) {
     EXPECT_EQ(exit_code(Error{Errc::invalid_input, "", "", ""}), 2);
     EXPECT_EQ(exit_code(Error{Errc::libvirt, "", "", ""}), 1);
     EXPECT_EQ(exit_code(Error{Errc::system, "", "", ""}), 1);
+    // Something changed: never 2.
+    EXPECT_EQ(exit_code(Error{Errc::ram_held, "", "", ""}), 1);
+    EXPECT_EQ(exit_code(Error{Errc::ram_lost, "", "", ""}), 1);
 }

@@ -389,6 +389,7 @@ TEST_F(Saved, ReclaimNamesTheDomainsWhoseRamDidNotComeAcross) {
     ASSERT_FALSE(r);
     EXPECT_TRUE(contains(r.error().message(), "web1 (pc.ram)")) << r.error().message();
     EXPECT_TRUE(contains(r.error().message(), "cannot be restored")) << r.error().message();
+    EXPECT_EQ(exit_code(r.error()), 1) << "RAM lost is never exit 2 (nothing changed)";
     EXPECT_TRUE(exists(record())) << "the record must stay to say it again";
 }
 

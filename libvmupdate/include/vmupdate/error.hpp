@@ -18,6 +18,8 @@ enum class Errc {
     qmp,           ///< QEMU's monitor reported an error
     timeout,       ///< something did not happen in time
     verify,        ///< an operation completed but its result is not what it must be
+    ram_held,      ///< failed with a guest's RAM still held (not lost, not in place): retry
+    ram_lost,      ///< failed, and a guest's RAM is lost
 };
 
 /// A failure: which object, which step, and the cause, e.g.
@@ -45,7 +47,8 @@ template <typename T> using Result = std::expected<T, Error>;
 [[nodiscard]] std::unexpected<Error> fail_errno(int err, std::string object, std::string step);
 
 /// Exit code conventions shared by the CLI and the hook: 2 for refused or invalid
-/// requests (nothing was changed), 1 for operations that failed.
+/// requests (nothing was changed), 1 for operations that failed, RAM lost or
+/// still held included (never 2: something did change).
 [[nodiscard]] int exit_code(const Error& e);
 
 } // namespace vmupdate
