@@ -25,49 +25,25 @@ using held::safe_file_name;
 using held::Split;
 using held::split;
 
-Result<Fd> open_preserved_file(std::string_view domain, const RamFile& f, FileOwner& owner) {
-    auto v = open_verified(domain, f);
-    if (!v)
-        return std::unexpected(v.error());
-    int fd;
-    do
-        fd = ::openat(v->held.dir.get(), v->name.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-    while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return fail_errno(errno, std::string(domain),
-                          "cannot open preserved RAM file " + f.preserved);
-    Fd file(fd);
-    struct stat st {};
-    if (::fstat(file.get(), &st) != 0)
-        return fail_errno(errno, std::string(domain), "cannot examine " + f.preserved);
-    // Checked again on the open file: the name may have changed hands in between
-    // only through root, but the link count is what the kernel will look at.
-    if (auto ok = matches(f, identity_of(st), domain, f.preserved); !ok)
-        return std::unexpected(ok.error());
-    if (st.st_nlink != 1)
-        return fail(Errc::refused, std::string(domain), "cannot hand over RAM file " + f.preserved,
-                    "it has " + std::to_string(st.st_nlink) +
-                        " links; only vmupdate's may remain (another user linked it)");
-    owner = FileOwner{st.st_uid, st.st_gid, static_cast<mode_t>(st.st_mode & 07777)};
-    return file;
-}
+namespace {
 
-Result<void> sync_preserved_file(std::string_view domain, const RamFile& f) {
-    // Never by its path: the QEMU user can rename root's directory aside and
-    // put a FIFO or a link under the name, and an open() would wait or follow.
+// Opens the preserved file of `f` through root's directory (never by its path:
+// the QEMU user can rename root's directory aside and plant a FIFO or a link
+// under the name), without following links or waiting on a FIFO, and checks on
+// the open file that it is the recorded regular file. Fills `st`.
+Result<Fd> open_checked(std::string_view domain, const RamFile& f, int access, struct stat& st) {
     auto v = open_verified(domain, f);
     if (!v)
         return std::unexpected(v.error());
     int fd;
     do
         fd = ::openat(v->held.dir.get(), v->name.c_str(),
-                      O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+                      access | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     while (fd < 0 && errno == EINTR);
     if (fd < 0)
         return fail_errno(errno, std::string(domain),
                           "cannot open preserved RAM file " + f.preserved);
     Fd file(fd);
-    struct stat st {};
     if (::fstat(file.get(), &st) != 0)
         return fail_errno(errno, std::string(domain), "cannot examine " + f.preserved);
     if (!S_ISREG(st.st_mode))
@@ -75,7 +51,36 @@ Result<void> sync_preserved_file(std::string_view domain, const RamFile& f) {
                     "not a regular file");
     if (auto ok = matches(f, identity_of(st), domain, f.preserved); !ok)
         return std::unexpected(ok.error());
-    return fsync_fd(file.get(), std::string(domain) + ": " + f.preserved);
+    return file;
+}
+
+} // namespace
+
+Result<Fd> open_preserved_file(std::string_view domain, const RamFile& f, FileOwner& owner) {
+    struct stat st {};
+    auto file = open_checked(domain, f, O_RDWR, st);
+    if (!file)
+        return file;
+    // Checked on the open file: the link count is what the kernel will look at.
+    if (st.st_nlink != 1)
+        return fail(Errc::refused, std::string(domain), "cannot hand over RAM file " + f.preserved,
+                    "it has " + std::to_string(st.st_nlink) +
+                        " links; only vmupdate's may remain (another user linked it)");
+    // The file goes to LUO as it was opened before: blocking.
+    if (int fl = ::fcntl(file->get(), F_GETFL);
+        fl < 0 || ::fcntl(file->get(), F_SETFL, fl & ~O_NONBLOCK) != 0)
+        return fail_errno(errno, std::string(domain),
+                          "cannot open preserved RAM file " + f.preserved);
+    owner = FileOwner{st.st_uid, st.st_gid, static_cast<mode_t>(st.st_mode & 07777)};
+    return file;
+}
+
+Result<void> sync_preserved_file(std::string_view domain, const RamFile& f) {
+    struct stat st {};
+    auto file = open_checked(domain, f, O_RDONLY, st);
+    if (!file)
+        return std::unexpected(file.error());
+    return fsync_fd(file->get(), std::string(domain) + ": " + f.preserved);
 }
 
 Result<void> unlink_preserved_file(std::string_view domain, const RamFile& f) {
