@@ -113,4 +113,21 @@ int cmd_handover_hold(const Invocation& in) {
     return 0;
 }
 
+int cmd_ram_hold(const Invocation& in) {
+    Paths paths;
+    const auto& ops = in.args.operands;
+    // Raw operands: the "--" the starter puts first is one of them; then the
+    // starter's run directory (where the record goes) and PID.
+    std::size_t at = !ops.empty() && ops[0] == "--" ? 1 : 0;
+    if (ops.size() < at + 3 || !ops[at].starts_with('/') || ops[at + 1].empty() ||
+        ops[at + 1].size() > 9 || ops[at + 1].find_first_not_of("0123456789") != std::string::npos)
+        return usage_error("ram-hold needs RUN_DIR PID TOKEN:FD...");
+    paths.run_dir = ops[at];
+    auto pid = static_cast<pid_t>(std::stol(ops[at + 1]));
+    std::vector<std::string> specs(ops.begin() + static_cast<std::ptrdiff_t>(at) + 2, ops.end());
+    if (auto ok = hold_ram_files(paths, pid, specs); !ok)
+        return report(ok.error());
+    return 0;
+}
+
 } // namespace vmupdate::cli

@@ -234,6 +234,13 @@ constexpr Command table[] = {
      .operands = Operands::uuids,
      .run = cmd_handover_hold,
      .hidden = true},
+    // Started when a write-back of handed-over RAM fails (DESIGN.md, "Kernel
+    // update without pmem"): `ram-hold -- RUN_DIR PID TOKEN:FD...`.
+    {.name = "ram-hold",
+     .options = {},
+     .operands = Operands::raw,
+     .run = cmd_ram_hold,
+     .hidden = true},
     // What packaging/bash-completion/vmupdate offers, from this table.
     {.name = "__complete",
      .options = {},

@@ -5,10 +5,12 @@
 #include "vmupdate/handover.hpp"
 
 #include "fsutil.hpp"
+#include "handover_holder.hpp"
 #include "handover_record.hpp"
 #include "luo.hpp"
 #include "preserved_file.hpp"
 #include "process.hpp"
+#include "ram_move.hpp"
 #include "vmupdate/manifest.hpp"
 #include "vmupdate/state.hpp"
 
@@ -115,33 +117,74 @@ std::vector<std::string> handover_offenders(const Paths& paths, const std::strin
 }
 
 struct RamHandover::Impl {
+    // Where each entry's RAM is: handed over (in files[i] and the session), back
+    // in a preserved file, or still in files[i] after a write-back that failed
+    // (then a holder keeps it: never written back twice from one source).
+    enum class Back { handed, written, failed };
+
     Paths paths;
     Fd lock;
     std::optional<LuoDevice> device;
     std::optional<LuoSession> session;
     std::vector<Entry> entries;
     std::vector<Fd> files;    // open RAM files, one per entry
+    std::vector<Back> back;   // one per entry
     std::size_t unlinked = 0; // entries[0, unlinked) exist only in files[]
     bool taken_back = false;
 
     // Ends the session (the kernel lets go of the pages) and writes every unlinked
-    // file back; the record goes once all are back.
+    // file back, once; the record goes once all are back. What cannot be written
+    // back goes to a holder, for `vmupdate restore` to retry (Errc::ram_held).
     Result<void> undo() {
         session.reset();
         device.reset();
+        taken_back = true;
         auto state = StateDir::open(paths.state_dir);
         if (!state)
-            return std::unexpected(state.error());
+            return std::unexpected(still_held(state.error()));
         std::optional<Error> first;
-        for (std::size_t i = 0; i < unlinked; ++i)
-            if (auto ok = write_back(*state, entries[i], files[i].get()); !ok && !first)
+        for (std::size_t i = 0; i < unlinked; ++i) {
+            if (back[i] != Back::handed)
+                continue;
+            auto ok = write_back(*state, entries[i], files[i].get());
+            back[i] = ok ? Back::written : Back::failed;
+            if (!ok && (!first || ok.error().code == Errc::ram_lost))
                 first = ok.error();
+        }
         if (first)
-            return std::unexpected(*first);
-        taken_back = true;
+            return std::unexpected(still_held(*first));
         if (::unlink(record_path(paths).c_str()) != 0 && errno != ENOENT)
             return fail_errno(errno, record_path(paths), "cannot remove the RAM handover record");
         return {};
+    }
+
+    // Hands the RAM not written back to a holder; `err` says what happened.
+    Error still_held(Error err) {
+        std::vector<handover::HeldFile> keep;
+        std::string names;
+        for (std::size_t i = 0; i < unlinked; ++i)
+            if (back[i] != Back::written) {
+                back[i] = Back::failed;
+                keep.push_back({entries[i].token, files[i].get()});
+                names += (names.empty() ? "" : ", ") + entries[i].domain + " (" +
+                         entries[i].ram.name + ")";
+            }
+        if (keep.empty())
+            return err;
+        auto holder = handover::keep_held(paths, keep);
+        if (!holder) {
+            err.code = Errc::ram_lost;
+            err.cause += "; and the RAM of " + names + " cannot be kept for a retry (" +
+                         holder.error().message() + "): it is lost when vmupdate exits";
+        } else {
+            if (err.code != Errc::ram_lost)
+                err.code = Errc::ram_held;
+            err.cause += "; the RAM of " + names + " is still held by vmupdate ram-hold (PID " +
+                         std::to_string(*holder) +
+                         "), nothing of it was freed: remove the cause, then run `vmupdate "
+                         "restore` to write it back";
+        }
+        return err;
     }
 };
 
@@ -187,6 +230,11 @@ Result<RamHandover> hand_over_ram(const Paths& paths, const std::vector<std::str
     if (!lock)
         return std::unexpected(lock.error());
     impl->lock = std::move(*lock);
+    // An earlier handover not yet settled (its RAM still to be written back,
+    // perhaps by a holder) must not lose its record to this one.
+    if (::access(record_path(paths).c_str(), F_OK) == 0)
+        return fail(Errc::refused, record_path(paths), "cannot hand over RAM",
+                    "an earlier handover is not settled yet: run `vmupdate restore` first");
     // Every file open and checked before anything changes.
     std::uint64_t token = 1;
     for (const auto& uuid : uuids) {
@@ -196,12 +244,19 @@ Result<RamHandover> hand_over_ram(const Paths& paths, const std::vector<std::str
         if (!*m)
             return fail(Errc::not_found, uuid, "cannot hand over RAM", "no manifest");
         for (const auto& f : (*m)->ram) {
-            Entry e{uuid, (*m)->name, f, token++, {}};
+            Entry e{uuid, (*m)->name, f, token++, {}, {}};
             auto fd = open_preserved_file(e.domain, f, e.owner);
             if (!fd)
                 return std::unexpected(fd.error());
+            // Taken now, checked at the write-back: RAM that is not the guest's
+            // (a source partly consumed, a corrupted handover) is never linked.
+            auto sums = chunk_sums(fd->get(), f.size, e.domain + ": " + f.preserved);
+            if (!sums)
+                return std::unexpected(sums.error());
+            e.sums = std::move(*sums);
             impl->entries.push_back(std::move(e));
             impl->files.push_back(std::move(*fd));
+            impl->back.push_back(RamHandover::Impl::Back::handed);
         }
     }
     auto dev = LuoDevice::open(paths.liveupdate_dev);
@@ -357,9 +412,13 @@ Result<void> stop_handover_holder(const Paths& paths) {
     });
     if (!s)
         return std::unexpected(s.error());
-    if (*s != "taken back")
-        return fail(Errc::system, holder_unit, "cannot take the RAM back", *s);
-    return {};
+    if (*s == "taken back")
+        return {};
+    // The holder's own take-back hands what it could not write back to a RAM
+    // holder, and says so; anything else lost it.
+    return fail(s->find("is still held by vmupdate ram-hold") != std::string::npos ? Errc::ram_held
+                                                                                   : Errc::ram_lost,
+                holder_unit, "cannot take the RAM back", *s);
 }
 
 } // namespace vmupdate

@@ -1,8 +1,10 @@
 // Taking handed-over RAM back after the kexec (or after a handover that never
 // reached one): each file the record names whose preserved file is gone is
-// retrieved from the incoming LUO session and written back into a preserved
+// retrieved from the incoming LUO session (or, after a failed try, from the
+// holder that kept it: handover_holder.hpp) and moved back into a preserved
 // file, and the manifests point at the new files.
 #include "fsutil.hpp"
+#include "handover_holder.hpp"
 #include "handover_record.hpp"
 #include "luo.hpp"
 #include "vmupdate/handover.hpp"
@@ -13,6 +15,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <map>
+#include <optional>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -57,19 +61,54 @@ Error not_handed_over(Error err, const std::vector<const Entry*>& missing) {
     return err;
 }
 
-// Retrieves the file of `e` from `session`, checks its size and writes it back.
-Result<void> reclaim_file(const StateDir& state, const LuoSession& session, const Entry& e) {
-    auto memfd = session.retrieve(e.token);
-    if (!memfd)
-        return std::unexpected(memfd.error());
+// Where each missing file's RAM is now: with a holder left by an earlier try
+// that failed, else in the incoming LUO session (retrieved whole, then the
+// session is finished: upstream LUO gives a session out once per boot).
+Result<std::map<std::uint64_t, Fd>> find_ram(const Paths& paths,
+                                             const std::vector<const Entry*>& missing,
+                                             bool& from_holder, std::optional<Error>& lost) {
+    auto held = handover::open_held_files(paths);
+    if (!held) {
+        Error err = held.error();
+        err.code = Errc::ram_lost;
+        err.cause += "; the RAM of domains that a failed write-back left with it is gone";
+        return std::unexpected(err);
+    }
+    from_holder = held->has_value();
+    if (from_holder)
+        return std::move(**held);
+    auto dev = LuoDevice::open(paths.liveupdate_dev);
+    auto session = dev ? dev->retrieve_session(std::string(handover_session))
+                       : Result<LuoSession>(std::unexpected(dev.error()));
+    if (!session)
+        return std::unexpected(not_handed_over(session.error(), missing));
+    std::map<std::uint64_t, Fd> out;
+    for (const Entry* e : missing) {
+        auto memfd = session->retrieve(e->token);
+        if (memfd)
+            out.emplace(e->token, std::move(*memfd));
+        else if (!lost)
+            lost = not_handed_over(memfd.error(), {e});
+    }
+    // Best effort: closing the session ends it as well; all that mattered is out.
+    (void)session->finish();
+    return out;
+}
+
+// Checks the size of `e`'s RAM in `fd` and moves it back into a preserved file.
+Result<void> reclaim_file(const StateDir& state, const Entry& e, int fd) {
     struct stat st {};
-    if (::fstat(memfd->get(), &st) != 0)
+    if (::fstat(fd, &st) != 0)
         return fail_errno(errno, e.domain, "cannot examine the RAM handed over");
     if (static_cast<std::uint64_t>(st.st_size) != e.ram.size)
-        return fail(Errc::verify, e.domain, "RAM handed over for " + e.ram.name,
+        return fail(Errc::ram_lost, e.domain, "RAM handed over for " + e.ram.name,
                     "is " + std::to_string(st.st_size) + " bytes, " + std::to_string(e.ram.size) +
-                        " were handed over");
-    return handover::write_back(state, e, memfd->get());
+                        " were handed over: not the guest's");
+    auto ok = handover::write_back(state, e, fd);
+    // A mismatch means the RAM is not the guest's: it must never be linked.
+    if (!ok && ok.error().code == Errc::verify)
+        ok.error().code = Errc::ram_lost;
+    return ok;
 }
 
 // Counts a file written back.
@@ -80,29 +119,66 @@ void count(ReclaimReport& report, const Entry& e) {
         report.uuids.push_back(e.uuid);
 }
 
-// Writes every file of `missing` back from the incoming session, then ends it.
+// The error of a reclaim that left RAM with a holder: what held and how to retry.
+Error still_held(Error err, const std::vector<const Entry*>& failed, pid_t holder) {
+    std::string names;
+    for (const Entry* e : failed)
+        names += (names.empty() ? "" : ", ") + e->domain + " (" + e->ram.name + ")";
+    if (err.code != Errc::ram_lost)
+        err.code = Errc::ram_held;
+    err.cause += "; the RAM of " + names + " is still held by vmupdate ram-hold (PID " +
+                 std::to_string(holder) +
+                 "), nothing of it was freed: remove the cause, then run `vmupdate restore` "
+                 "again";
+    return err;
+}
+
+// Writes every file of `missing` back; what fails stays held by a holder.
 Result<void> reclaim_files(const Paths& paths, const StateDir& state,
                            const std::vector<const Entry*>& missing, ReclaimReport& report) {
-    auto dev = LuoDevice::open(paths.liveupdate_dev);
-    auto session = dev ? dev->retrieve_session(std::string(handover_session))
-                       : Result<LuoSession>(std::unexpected(dev.error()));
-    if (!session)
-        return std::unexpected(not_handed_over(session.error(), missing));
-    // One file failing must not cost the others: the session frees whatever
-    // is not retrieved once it is closed, so go on with the rest.
+    bool from_holder = false;
     std::optional<Error> first;
+    auto ram = find_ram(paths, missing, from_holder, first);
+    if (!ram)
+        return std::unexpected(ram.error());
+    std::vector<handover::HeldFile> keep;
+    std::vector<const Entry*> kept;
     for (const Entry* e : missing) {
-        if (auto ok = reclaim_file(state, *session, *e); ok)
+        auto it = ram->find(e->token);
+        if (it == ram->end()) {
+            if (!first)
+                first =
+                    Error{Errc::ram_lost, e->domain, "cannot write RAM " + e->ram.name + " back",
+                          "it is neither in the LUO session nor with a holder"};
+            continue;
+        }
+        auto ok = reclaim_file(state, *e, it->second.get());
+        if (ok) {
             count(report, *e);
-        else if (!first)
+            continue;
+        }
+        if (!first)
             first = ok.error();
+        if (ok.error().code != Errc::ram_lost) {
+            keep.push_back({e->token, it->second.get()});
+            kept.push_back(e);
+        }
     }
-    if (first) {
-        first->cause += "; " + std::to_string(report.files) + " of " +
-                        std::to_string(missing.size()) + " RAM files were written back";
-        return std::unexpected(*first);
+    if (!first)
+        return {};
+    if (!keep.empty()) {
+        auto holder = from_holder ? handover::holder_pid(paths) : handover::keep_held(paths, keep);
+        if (!holder) {
+            first->code = Errc::ram_lost;
+            first->cause += "; and the RAM cannot be kept for a retry (" +
+                            holder.error().message() + "): it is lost when vmupdate exits";
+        } else {
+            *first = still_held(*first, kept, *holder);
+        }
     }
-    return session->finish();
+    first->cause += "; " + std::to_string(report.files) + " of " + std::to_string(missing.size()) +
+                    " RAM files were written back";
+    return std::unexpected(*first);
 }
 
 } // namespace
@@ -115,7 +191,7 @@ Result<std::optional<ReclaimReport>> reclaim_handed_over_ram(const Paths& paths)
     auto lock = handover::lock_handover(paths);
     if (!lock)
         return std::unexpected(lock.error());
-    auto text = read_file_if_exists(path, 1 << 22);
+    auto text = read_file_if_exists(path, 1 << 26); // ~4 MiB of checksums per TiB
     if (!text)
         return std::unexpected(text.error());
     if (!*text)
@@ -136,6 +212,9 @@ Result<std::optional<ReclaimReport>> reclaim_handed_over_ram(const Paths& paths)
             return std::unexpected(ok.error());
     if (::unlink(path.c_str()) != 0 && errno != ENOENT)
         return fail_errno(errno, path, "cannot remove the RAM handover record");
+    // A holder of an earlier try holds nothing needed any more.
+    if (auto ok = handover::release_holder(paths); !ok)
+        return std::unexpected(ok.error());
     report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return report;
 }

@@ -134,7 +134,8 @@ std::string format_record(const std::string& release, const std::vector<Entry>& 
                          {"size", e.ram.size},
                          {"uid", e.owner.uid},
                          {"gid", e.owner.gid},
-                         {"mode", e.owner.mode}});
+                         {"mode", e.owner.mode},
+                         {"sums", e.sums}});
     // A domain name need not be UTF-8; dump() would throw on it. The name is only
     // shown in messages; the path is vmupdate's own (a canonical UUID below it).
     return json{{"session", handover_session}, {"kernel", release}, {"files", files}}.dump(
@@ -163,18 +164,21 @@ Result<std::vector<Entry>> parse_record(const std::string& text, const std::stri
             e.ram.size = f.at("size").get<std::uint64_t>();
             e.owner = FileOwner{f.at("uid").get<uid_t>(), f.at("gid").get<gid_t>(),
                                 f.at("mode").get<mode_t>()};
+            e.sums = f.value("sums", std::string());
         } catch (const json::exception& ex) {
             return bad(ex.what());
         }
         if (!is_canonical_uuid(e.uuid))
             return bad("invalid UUID " + e.uuid);
+        if (e.sums.find_first_not_of("0123456789abcdef") != std::string::npos)
+            return bad("invalid checksums for " + e.ram.name);
         out.push_back(std::move(e));
     }
     return out;
 }
 
 Result<void> write_back(const StateDir& state, const Entry& e, int fd) {
-    auto got = rebuild_preserved_file(e.domain, fd, e.ram, e.owner);
+    auto got = rebuild_preserved_file(e.domain, fd, e.ram, e.owner, e.sums);
     if (!got)
         return std::unexpected(got.error());
     return record_rebuilt(state, e.uuid, *got);

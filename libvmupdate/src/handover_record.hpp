@@ -49,6 +49,7 @@ struct Entry {
     RamFile ram;              ///< its manifest entry
     std::uint64_t token{};    ///< its token in the LUO session
     FileOwner owner;          ///< owner and mode a rebuilt file gets
+    std::string sums;         ///< chunk_sums of its RAM at hand-over ("": none recorded)
 };
 
 /// The record's text for `entries` handed over by kernel `release`.
@@ -59,8 +60,9 @@ struct Entry {
 [[nodiscard]] Result<std::vector<Entry>> parse_record(const std::string& text,
                                                       const std::string& path);
 
-/// Writes the RAM of `e` from `fd` back into a new preserved file and points
-/// the domain's manifest at it.
+/// Moves the RAM of `e` from `fd` back into a new preserved file, checked
+/// against e.sums, and points the domain's manifest at it. On failure `fd`
+/// still holds all of the RAM (rebuild_preserved_file), unless Errc::ram_lost.
 [[nodiscard]] Result<void> write_back(const StateDir& state, const Entry& e, int fd);
 
 } // namespace vmupdate::handover

@@ -5,6 +5,7 @@
 #include "fsutil.hpp"
 #include "hook_ops.hpp"
 #include "save_image.hpp"
+#include "spawn.hpp"
 #include "vmupdate/manifest.hpp"
 #include "vmupdate/ram.hpp"
 
@@ -40,79 +41,6 @@ Result<std::string> random_hex(size_t bytes) {
         out += digits[b & 0xf];
     }
     return out;
-}
-
-// Writes an errno into the spawn pipe; only async-signal-safe calls, as it runs
-// in a forked child.
-void report_errno(int fd, int err) {
-    while (write(fd, &err, sizeof err) < 0 && errno == EINTR) {
-    }
-}
-
-// Starts the restore helper fully detached: libvirt reads the hook's stdout until
-// EOF and waits for the hook to exit, so the helper must hold neither. A failed
-// fork or exec comes back as an error: a close-on-exec pipe carries the errno of
-// either child and reaches EOF without data only when execv succeeded.
-Result<void> spawn_helper(const std::string& helper, const std::vector<std::string>& args) {
-    const std::string step = "cannot start the restore helper";
-    // Built before fork: the children may only make async-signal-safe calls.
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(helper.c_str()));
-    for (const auto& a : args)
-        argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0)
-        return fail_errno(errno, helper, step);
-    Fd read_end(fds[0]);
-    Fd write_end(fds[1]);
-    pid_t child = fork();
-    if (child < 0)
-        return fail_errno(errno, helper, step);
-    if (child == 0) {
-        setsid();
-        pid_t grandchild = fork();
-        if (grandchild < 0) {
-            report_errno(fds[1], errno);
-            _exit(1);
-        }
-        if (grandchild != 0)
-            _exit(0);
-        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-        if (null < 0) {
-            report_errno(fds[1], errno);
-            _exit(127);
-        }
-        dup2(null, 0);
-        dup2(null, 1);
-        dup2(null, 2);
-        // Everything else libvirt left open closes at exec, the pipe included.
-        if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
-            for (int fd = 3; fd < 1024; ++fd)
-                if (fd != fds[1])
-                    close(fd);
-        execv(helper.c_str(), argv.data());
-        report_errno(fds[1], errno);
-        _exit(127);
-    }
-    write_end.reset();
-    int status = 0;
-    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
-    }
-    int err = 0;
-    ssize_t n;
-    do
-        n = read(read_end.get(), &err, sizeof err);
-    while (n < 0 && errno == EINTR);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return n == static_cast<ssize_t>(sizeof err)
-                   ? fail_errno(err, helper, step)
-                   : fail(Errc::system, helper, step, "the intermediate process failed");
-    if (n == static_cast<ssize_t>(sizeof err))
-        return fail_errno(err, helper, step);
-    if (n != 0)
-        return fail(Errc::system, helper, step, "cannot read the helper's start report");
-    return {};
 }
 
 // A restore of an image vmupdate saved: its manifest and the image's check.
@@ -233,7 +161,8 @@ void on_restore(HookContext& c, const DomainInfo& info, const StateDir& state,
     auto ok = attempt ? record_attempt(info, state, *attempt, saved->image)
                       : Result<void>(std::unexpected(attempt.error()));
     if (ok)
-        ok = spawn_helper(helper, {info.uuid, attempt->id, attempt->socket, info.name});
+        ok = spawn_detached(helper, {info.uuid, attempt->id, attempt->socket, info.name},
+                            "the restore helper");
     if (!ok) {
         refuse_at_start(c, info, state, ok.error());
         return;

@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <optional>
 #include <unistd.h>
 #include <utility>
 
@@ -396,12 +397,17 @@ Result<void> kexec_into_new_kernel(const Connection& conn, const Paths& paths,
     // Still here: the kexec failed or was called off. Bring the VMs back, and leave
     // no kernel loaded that a later reboot or `systemctl kexec` would run unasked.
     std::string lost;
+    std::optional<Errc> ram; // the RAM is held or lost: that is the outcome, not the kexec's
     if (handover)
-        if (auto back = handover->take_back(); !back)
+        if (auto back = handover->take_back(); !back) {
             lost = "; " + back.error().message();
+            ram = back.error().code;
+        }
     if (held_by_service)
-        if (auto back = stop_handover_holder(paths); !back)
+        if (auto back = stop_handover_holder(paths); !back) {
             lost = "; " + back.error().message();
+            ram = back.error().code;
+        }
     (void)kexec_unload();
     ::unlink(host_update_mark(paths).c_str());
     std::vector<std::string> names;
@@ -409,6 +415,8 @@ Result<void> kexec_into_new_kernel(const Connection& conn, const Paths& paths,
         names.push_back(r.name);
     auto restored = restore_domains(conn, paths, names, events, parallel, true);
     Error e = ok ? Error{Errc::system, "kexec", "kexec -e returned", ""} : ok.error();
+    if (ram)
+        e.code = *ram;
     size_t n = std::count_if(restored.begin(), restored.end(),
                              [](const auto& r) { return r.has_value(); });
     e.cause += lost + "; " + std::to_string(n) + " of " + std::to_string(names.size()) +

@@ -4,14 +4,15 @@
 
 #include "fsutil.hpp"
 #include "link_dirs.hpp"
+#include "ram_move.hpp"
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
-#include <linux/falloc.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 #include <vector>
 
@@ -94,30 +95,28 @@ Result<void> unlink_preserved_file(std::string_view domain, const RamFile& f) {
 
 namespace {
 
-// A full pread or pwrite (`io`) at an offset, retrying EINTR and short
-// transfers; false with errno set (EIO for an early end of file).
-template <typename Io, typename Buf>
-bool transfer_all(Io io, int fd, Buf* buf, size_t n, off_t at) {
-    while (n > 0) {
-        ssize_t r = io(fd, buf, n, at);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            if (r == 0)
-                errno = EIO;
-            return false;
-        }
-        buf += r;
-        n -= static_cast<size_t>(r);
-        at += r;
-    }
-    return true;
+// Whether the filesystem of `dir` has room for what `src` holds (its allocated
+// pages: zero pages stay holes), checked before a byte moves.
+Result<void> check_room(std::string_view domain, int dir, int src, const std::string& where) {
+    struct stat st {};
+    struct statfs fs {};
+    if (::fstat(src, &st) != 0)
+        return fail_errno(errno, std::string(domain), "cannot examine the RAM handed over");
+    if (::fstatfs(dir, &fs) != 0)
+        return fail_errno(errno, std::string(domain), "cannot examine " + where);
+    auto need = static_cast<std::uint64_t>(st.st_blocks) * 512;
+    auto room = static_cast<std::uint64_t>(fs.f_bavail) * static_cast<std::uint64_t>(fs.f_bsize);
+    if (room < need)
+        return fail(Errc::refused, std::string(domain), "cannot write the RAM back into " + where,
+                    std::string(std::strerror(ENOSPC)) + ": it needs " + std::to_string(need) +
+                        " bytes, " + std::to_string(room) + " are free");
+    return {};
 }
 
 } // namespace
 
 Result<RamFile> rebuild_preserved_file(std::string_view domain, int src, const RamFile& f,
-                                       const FileOwner& owner) {
+                                       const FileOwner& owner, std::string_view sums) {
     Split at = split(f.preserved);
     if (!safe_file_name(at.name))
         return fail(Errc::invalid_input, std::string(domain), "invalid preserved RAM file",
@@ -129,6 +128,8 @@ Result<RamFile> rebuild_preserved_file(std::string_view domain, int src, const R
     if (::fstatat(held->dir.get(), at.name.c_str(), &there, AT_SYMLINK_NOFOLLOW) == 0)
         return fail(Errc::refused, std::string(domain), "cannot rebuild RAM file " + f.preserved,
                     "a file is already there");
+    if (auto ok = check_room(domain, held->dir.get(), src, at.dir); !ok)
+        return std::unexpected(ok.error());
     // Unnamed until complete: a crash leaves no half-written file under the name.
     int fd;
     do
@@ -138,44 +139,23 @@ Result<RamFile> rebuild_preserved_file(std::string_view domain, int src, const R
         return fail_errno(errno, std::string(domain), "cannot create RAM file in " + at.dir);
     Fd out(fd);
     const std::string step = "cannot rebuild RAM file " + f.preserved;
-    if (::fchown(out.get(), owner.uid, owner.gid) != 0 || ::fchmod(out.get(), owner.mode) != 0 ||
-        ::ftruncate(out.get(), static_cast<off_t>(f.size)) != 0)
+    if (::fchown(out.get(), owner.uid, owner.gid) != 0 || ::fchmod(out.get(), owner.mode) != 0)
         return fail_errno(errno, std::string(domain), step);
-    constexpr size_t page = 4096, chunk = 2 << 20;
-    std::vector<char> buf(chunk);
-    static const std::array<char, page> zero{};
-    for (std::uint64_t off = 0; off < f.size; off += chunk) {
-        size_t n = static_cast<size_t>(std::min<std::uint64_t>(chunk, f.size - off));
-        if (!transfer_all(::pread, src, buf.data(), n, static_cast<off_t>(off)))
-            return fail_errno(errno, std::string(domain), step + ": reading the handed-over RAM");
-        // Write runs of non-zero pages; zero pages stay holes, as in QEMU's file.
-        size_t i = 0;
-        while (i < n) {
-            size_t len = std::min(page, n - i);
-            if (std::memcmp(buf.data() + i, zero.data(), len) == 0) {
-                i += len;
-                continue;
-            }
-            size_t j = i + len;
-            while (j < n) {
-                size_t l = std::min(page, n - j);
-                if (std::memcmp(buf.data() + j, zero.data(), l) == 0)
-                    break;
-                j += l;
-            }
-            if (!transfer_all(::pwrite, out.get(), buf.data() + i, j - i,
-                              static_cast<off_t>(off + i)))
-                return fail_errno(errno, std::string(domain), step);
-            i = j;
-        }
-        // Best effort: a sealed source keeps its pages until it is closed.
-        (void)::fallocate(src, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
-                          static_cast<off_t>(n));
-    }
-    if (auto ok = fsync_fd(out.get(), f.preserved); !ok)
+    // The file gets its name only once complete and on stable storage; until
+    // then every failure moves what was written back into `src`.
+    auto commit = [&]() -> Result<void> {
+        if (::ftruncate(out.get(), static_cast<off_t>(f.size)) != 0)
+            return fail_errno(errno, std::string(domain), step);
+        if (auto ok = fsync_fd(out.get(), f.preserved); !ok)
+            return ok;
+        if (::linkat(out.get(), "", held->dir.get(), at.name.c_str(), AT_EMPTY_PATH) != 0)
+            return fail_errno(errno, std::string(domain), step);
+        return {};
+    };
+    if (auto ok = move_ram(src, out.get(), f.size, sums, std::string(domain) + ": " + f.preserved,
+                           commit);
+        !ok)
         return std::unexpected(ok.error());
-    if (::linkat(out.get(), "", held->dir.get(), at.name.c_str(), AT_EMPTY_PATH) != 0)
-        return fail_errno(errno, std::string(domain), step);
     if (auto ok = fsync_fd(held->dir.get(), at.dir); !ok)
         return std::unexpected(ok.error());
     struct stat st {};

@@ -34,12 +34,16 @@ struct FileOwner {
 /// file holds it.
 [[nodiscard]] Result<void> unlink_preserved_file(std::string_view domain, const RamFile& f);
 
-/// Writes the content of `src` (f.size bytes) as a new file at f.preserved
-/// (creating root's directories), owned as `owner` says. Zero pages stay holes;
-/// `src` is hole-punched behind the copy, so the RAM is never held twice. Refuses
-/// when something is already at f.preserved. Returns f with the new file's
-/// device and inode.
+/// Moves the content of `src` (f.size bytes) into a new file at f.preserved
+/// (creating root's directories), owned as `owner` says, checked against
+/// `sums` (chunk_sums at hand-over; empty: unchecked). Zero pages stay holes;
+/// `src` is hole-punched behind the copy, so the RAM is never held twice, and
+/// on any failure all of it is moved back into `src` (move_ram), so a later try
+/// starts from the whole RAM; Errc::ram_lost only when that failed too. Refuses
+/// when something is already at f.preserved or its filesystem lacks the room.
+/// Returns f with the new file's device and inode.
 [[nodiscard]] Result<RamFile> rebuild_preserved_file(std::string_view domain, int src,
-                                                     const RamFile& f, const FileOwner& owner);
+                                                     const RamFile& f, const FileOwner& owner,
+                                                     std::string_view sums = {});
 
 } // namespace vmupdate

@@ -13,8 +13,11 @@ One run, three boots of the host VM, the same kernel throughout:
      handover; with test points, host-update interrupted (SIGINT) once B's RAM
      is in the LUO session takes it back and restores B; then host-update for
      real: B's RAM is handed over by LUO, kexec;
-  3. the tmpfs is empty and new; `vmupdate restore --all` writes the RAM back
-     from the LUO session and restores B.
+  3. the tmpfs is empty and new; two write-back failures are injected, each
+     `vmupdate restore --all` exiting 1 with B's RAM kept by `vmupdate ram-hold`:
+     the tmpfs remounted too small (ENOSPC), then <memory_backing_dir>/vmupdate
+     planted as the QEMU user's; with the cause removed, a plain `vmupdate
+     restore --all` writes the RAM back from the holder and restores B.
 Asserted: three host boot ids, each guest continued (same guest boot id, ticks
 go on, memory checksum unchanged), and the RAM came from the handover. The
 RESULT line gives both guest pauses.
@@ -146,6 +149,11 @@ def main():
         m_luo, _ = vm.wait_for(r"saved (\d+) domain\(s\) in ([0-9.]+) s; state synced; kexec now",
                                300, since=mark)
         step(vm, "tmpfs-new", 600)
+        m_enospc, _ = step(vm, "enospc", 600)
+        log("write-back refused for want of room, RAM kept by: %s" % m_enospc.group(1).strip())
+        step(vm, "planted", 600)
+        log("write-back refused by a planted directory:\n"
+            + e2elib.read_shared(vm, "planted.out"))
         step(vm, "restore-luo", 600)
         serial_b.assert_continued(before_b, serial_b.last_tick(), consecutive=False)
         e2elib.finish(vm, 3)

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <sys/types.h>
 #include <vector>
 
 namespace vmupdate {
@@ -88,6 +89,13 @@ private:
 /// Calls a started holder off: it takes the RAM back; waits for that.
 [[nodiscard]] Result<void> stop_handover_holder(const Paths& paths);
 
+/// The RAM holder, run as `vmupdate ram-hold -- RUN_DIR PID TOKEN:FD...` when a
+/// write-back fails: reopens descriptor FD of process PID for each token, says
+/// so in run_dir/ram-held.json and holds them until a restore has written them
+/// back and removed that record (signals alone do not end it).
+[[nodiscard]] Result<void> hold_ram_files(const Paths& paths, pid_t from,
+                                          const std::vector<std::string>& specs);
+
 /// What reclaim_handed_over_ram did.
 struct ReclaimReport {
     std::size_t files{};            ///< RAM files written back
@@ -98,7 +106,9 @@ struct ReclaimReport {
 
 /// After the kexec: writes the RAM the previous kernel handed over back into the
 /// preserved files and updates the manifests; nullopt when nothing was handed
-/// over. Also settles a handover that never reached a kexec.
+/// over. Also settles a handover that never reached a kexec, and retries one
+/// whose write-back failed before: RAM that cannot be written back stays with
+/// a holder (hold_ram_files) and the error is Errc::ram_held.
 [[nodiscard]] Result<std::optional<ReclaimReport>> reclaim_handed_over_ram(const Paths& paths);
 
 } // namespace vmupdate

@@ -22,6 +22,7 @@ struct Paths {
     std::string config_file = "/etc/vmupdate/vmupdate.conf"; ///< vmupdate's settings (config.hpp)
     std::string apparmor_profiles = "/sys/kernel/security/apparmor/profiles"; ///< loaded profiles
     std::string liveupdate_dev = "/dev/liveupdate"; ///< the Live Update Orchestrator (handover.hpp)
+    std::string self_exe; ///< vmupdate's binary, for the processes it starts ("": this process's)
 };
 
 /// libvirt's managed-save image of a domain: <save_dir>/<name>.save.

@@ -5,7 +5,9 @@
 #   2: restore A, destroy it; memory_backing_dir on tmpfs; guest B; host-update
 #      refused (no liveupdate=on), a dry run, with HANDOVER_POINT an interrupted
 #      handover taken back, then host-update for real (LUO), kexec
-#   3: a new, empty tmpfs; `vmupdate restore --all` writes B's RAM back from LUO
+#   3: a new, empty tmpfs; `vmupdate restore --all` fails twice on purpose (the
+#      tmpfs too small, then <memory_backing_dir>/vmupdate planted by the QEMU
+#      user): exit 1, the RAM kept by a holder; then writes B's RAM back
 # Environment: KERNEL (the LUO kernel, default $B/vmlinuz-luo); HANDOVER_POINT,
 # when the build has test points: the point after the handover
 # (host-update:handed-over); domains vmu-e2e-luo-a and -b in
@@ -107,10 +109,35 @@ case "$VMU_STAGE" in
   ok tmpfs-new
   cat /var/lib/vmupdate/handover.json
   start_libvirt "$S/libvirtd-$VMU_STAGE.log"
+
+  # Write-back failures, injected (issue 21): each exits 1 with the RAM kept by
+  # a holder; the next restore retries from it. First no room on the tmpfs...
+  run mount -o remount,size=16M /srv/vmu-ram || fail enospc "remount size=16M"
+  expect_rc 1 enospc "$S/enospc.out" "$B/vmupdate" restore --all
+  grep -q 'No space left on device' "$S/enospc.out" || fail enospc "ENOSPC not named"
+  grep -q 'still held by vmupdate ram-hold' "$S/enospc.out" || fail enospc "RAM not said to be held"
+  pgrep -f 'vmupdate ram-hold' > /dev/null || fail enospc "no RAM holder runs"
+  [ "$(V domstate $GB)" = "shut off" ] || fail enospc "guest $(V domstate $GB)"
+  ok enospc "$(pgrep -af 'vmupdate ram-hold')"
+  # ...then room, but <memory_backing_dir>/vmupdate planted by the QEMU user.
+  run mount -o remount,size=1G /srv/vmu-ram || fail planted "remount size=1G"
+  mkdir -p /srv/vmu-ram/libvirt/qemu
+  run install -d -o libvirt-qemu -g libvirt-qemu -m 0755 /srv/vmu-ram/libvirt/qemu/vmupdate \
+      || fail planted "cannot plant the directory"
+  expect_rc 1 planted "$S/planted.out" "$B/vmupdate" restore --all
+  grep -q 'still held by vmupdate ram-hold' "$S/planted.out" || fail planted "RAM not said to be held"
+  pgrep -f 'vmupdate ram-hold' > /dev/null || fail planted "no RAM holder runs"
+  ok planted
+  # The operator removes the cause; a plain restore writes the RAM back.
+  rm -rf /srv/vmu-ram/libvirt/qemu/vmupdate
   expect_rc 0 restore-luo "$S/restore-luo.out" "$B/vmupdate" restore --all --verbose
   grep -q 'RAM handed over by the previous kernel (LUO): 1 file' "$S/restore-luo.out" \
       || fail restore-luo "the RAM did not come from the handover"
   [ ! -e /var/lib/vmupdate/handover.json ] || fail restore-luo "handover record left behind"
+  i=0
+  while pgrep -f 'vmupdate ram-hold' > /dev/null; do
+    i=$((i+1)); [ $i -lt 100 ] || fail restore-luo "the RAM holder did not exit"; sleep 0.1
+  done
   wait_ticks 3 restore-luo "$SER_B"
   ok restore-luo
   "$B/vmupdate" status
