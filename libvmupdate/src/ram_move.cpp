@@ -8,6 +8,7 @@
 #include <functional>
 #include <linux/falloc.h>
 #include <nmmintrin.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <vector>
 
@@ -137,8 +138,38 @@ Result<std::string> chunk_sums(int fd, std::uint64_t size, const std::string& wh
     std::vector<char> buf(ram_chunk);
     std::string out;
     out.reserve(static_cast<std::size_t>((size + ram_chunk - 1) / ram_chunk * 8));
+    // RAM a guest never touched is a hole: its chunks are not read (the sum of
+    // a zero chunk is known), which keeps the pass short for sparse guests.
+    const std::vector<char> zeros(ram_chunk, '\0');
+    const std::string zero_sum = hex8(crc32c(0, zeros.data(), zeros.size()));
+    // The data segment at or after the current chunk, [data, data_end): found
+    // once per segment (each SEEK_HOLE scans the segment; per chunk it would
+    // scan the rest of the file each time).
+    std::uint64_t data = 0, data_end = 0;
     for (std::uint64_t off = 0; off < size; off += ram_chunk) {
         auto n = static_cast<std::size_t>(std::min<std::uint64_t>(ram_chunk, size - off));
+        if (off >= data_end) {
+            off_t d = ::lseek(fd, static_cast<off_t>(off), SEEK_DATA);
+            data = d < 0 ? size : static_cast<std::uint64_t>(d);
+            off_t h = data >= size ? -1 : ::lseek(fd, static_cast<off_t>(data), SEEK_HOLE);
+            data_end = h < 0 ? size : static_cast<std::uint64_t>(h);
+        }
+        if (data >= off + n) {
+            out += n == ram_chunk ? zero_sum : hex8(crc32c(0, zeros.data(), n));
+            continue;
+        }
+        // A chunk without holes is read through a mapping (half the time of
+        // pread's copy); one with holes by pread, which, unlike a fault on a
+        // mapping, allocates nothing for them.
+        if (data <= off && data_end >= off + n) {
+            void* map = ::mmap(nullptr, n, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(off));
+            if (map != MAP_FAILED) {
+                (void)::madvise(map, n, MADV_POPULATE_READ);
+                out += hex8(crc32c(0, map, n));
+                ::munmap(map, n);
+                continue;
+            }
+        }
         if (!transfer_all(::pread, fd, buf.data(), n, static_cast<off_t>(off)))
             return fail_errno(errno, what, "cannot read the RAM to checksum it");
         out += hex8(crc32c(0, buf.data(), n));

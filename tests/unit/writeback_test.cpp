@@ -12,7 +12,9 @@
 #include "vmupdate/ram.hpp"
 #include "vmupdate/state.hpp"
 
+#include <algorithm>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
@@ -82,6 +84,33 @@ TEST(Crc32c, IsCastagnoli) {
     EXPECT_EQ(crc32c(crc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
     std::string zeros(32, '\0');
     EXPECT_EQ(crc32c(0, zeros.data(), zeros.size()), 0x8A9136AAu);
+}
+
+// The sums are of the content, whether a chunk is a hole, part hole, or data
+// (the three ways chunk_sums reads it).
+TEST(Crc32c, ChunkSumsAreOfTheContentWhateverItsHoles) {
+    const std::size_t size = 4 * ram_chunk + 4096;
+    int fd = ::memfd_create("sparse", MFD_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(size)), 0);
+    std::string page(4096, 'x');
+    std::string full(ram_chunk, 'y');
+    ASSERT_EQ(::pwrite(fd, page.data(), page.size(), static_cast<off_t>(ram_chunk + 8192)), 4096);
+    ASSERT_EQ(::pwrite(fd, full.data(), full.size(), static_cast<off_t>(3 * ram_chunk)),
+              static_cast<ssize_t>(full.size()));
+    auto sums = chunk_sums(fd, size, "sparse");
+    ASSERT_TRUE(sums) << sums.error().message();
+    std::string content = read_all(fd, size);
+    ASSERT_EQ(content.size(), size);
+    std::string want;
+    for (std::size_t off = 0; off < size; off += ram_chunk) {
+        std::size_t n = std::min(ram_chunk, size - off);
+        char hex[9];
+        std::snprintf(hex, sizeof hex, "%08x", crc32c(0, content.data() + off, n));
+        want += hex;
+    }
+    EXPECT_EQ(*sums, want);
+    ::close(fd);
 }
 
 // A write that fails part-way (here the file size limit, at the third chunk of
