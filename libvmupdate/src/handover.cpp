@@ -107,6 +107,10 @@ std::vector<std::string> handover_offenders(const Paths& paths, const std::strin
     out.insert(out.end(), more.begin(), more.end());
     if (auto dev = LuoDevice::open(paths.liveupdate_dev); !dev)
         out.push_back(dev.error().message());
+    // Checked again under the lock by hand_over_ram; here so that nothing is paused for it.
+    if (::access(record_path(paths).c_str(), F_OK) == 0)
+        out.push_back("an earlier RAM handover is not settled (" + record_path(paths) +
+                      "): run `vmupdate restore` first");
     std::string now = running_release();
     if (auto next = kernel_image_release(next_kernel); !next)
         out.push_back(next.error().message());

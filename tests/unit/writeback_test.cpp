@@ -322,3 +322,16 @@ TEST_F(HeldRam, AHolderThatDiedIsRamLost) {
     EXPECT_EQ(r.error().code, Errc::ram_lost) << r.error().message();
     EXPECT_TRUE(contains(r.error().message(), "has ended")) << r.error().message();
 }
+
+// While an earlier handover's record is there (its RAM perhaps with a holder),
+// host-update's pre-flight refuses a new one, before anything is paused.
+TEST_F(HeldRam, ANewHandoverWaitsUntilTheOldOneIsSettled) {
+    auto why = handover_offenders(paths, "/nonexistent", "kho=on liveupdate=on");
+    bool named = false;
+    for (const auto& w : why)
+        named = named || contains(w, "an earlier RAM handover is not settled");
+    EXPECT_TRUE(named);
+    ASSERT_EQ(::unlink((paths.state_dir + "/handover.json").c_str()), 0);
+    for (const auto& w : handover_offenders(paths, "/nonexistent", "kho=on liveupdate=on"))
+        EXPECT_FALSE(contains(w, "not settled")) << w;
+}

@@ -29,7 +29,8 @@ inline constexpr std::string_view handover_session = "vmupdate-ram";
 
 /// Why this kernel cannot hand RAM over to `next_kernel` booted with
 /// `next_cmdline`, one reason per line; empty when it can. Asks /dev/liveupdate
-/// (it opens only with LUO on and no other holder) and reads the image's release.
+/// (it opens only with LUO on and no other holder), reads the image's release,
+/// and refuses while an earlier handover's record is there.
 [[nodiscard]] std::vector<std::string> handover_offenders(const Paths& paths,
                                                           const std::string& next_kernel,
                                                           std::string_view next_cmdline);
