@@ -14,12 +14,13 @@
 # the directory's mode). Every check runs, then all that differ fail the step
 # together. Reported, not asserted: whether A can connect to B's socket (a
 # kernel without AppArmor's af_unix mediation, mainline before 6.17 and so
-# Debian's 6.1 and 6.12, checks no file rule at connect) and the denials the
-# kernel logged.
+# Debian's 6.1 and 6.12, checks no file rule at connect), whether A can read
+# the command line of the running guest's QEMU (GUEST; a restoring QEMU's names
+# its socket) and the denials the kernel logged.
 
 # as_domain PROFILE|- OP PATH [HOLD]: as the QEMU user, confined by PROFILE
-# ("-": unconfined), OP (bind, connect, unlink) on the unix socket PATH; bind
-# listens HOLD seconds. Exit 0 done, else the errno (13: EACCES). perl-base
+# ("-": unconfined), OP (bind, connect, unlink) on the unix socket PATH, or
+# read (a line of the file PATH); bind listens HOLD seconds. Exit 0 done, else the errno (13: EACCES). perl-base
 # only: every Debian root has it.
 as_domain() {
   _p=$1; shift
@@ -32,6 +33,7 @@ AS_QEMU_PL='$) = "$ENV{QGID} $ENV{QGID}"; $( = $ENV{QGID}; ($<, $>) = ($ENV{QUID
 $< == $ENV{QUID} && $> == $ENV{QUID} or exit 103;
 my ($op, $path, $hold) = @ARGV; my $addr = pack("S Z108", 1, $path);
 if ($op eq "unlink") { unlink($path) or exit($! + 0); exit 0 }
+if ($op eq "read") { open(my $f, "<", $path) or exit($! + 0); defined(<$f>) or exit 104; exit 0 }
 socket(S, 1, 1, 0) or exit 100;
 if ($op eq "connect") { connect(S, $addr) or exit($! + 0); exit 0 }
 bind(S, $addr) or exit($! + 0); listen(S, 8) or exit 101; sleep($hold || 0); exit 0'
@@ -82,6 +84,9 @@ aa_scope() {
   [ -S "$dir_b/qmp.sock" ] || aa_wrong="$aa_wrong; B's socket is gone"
   expect_errno 0 "B connects to its own socket" "libvirt-$b" connect "$dir_b/qmp.sock"
   as_domain "libvirt-$a" connect "$dir_b/qmp.sock"; connect_rc=$?
+  # Where B's socket is, a restoring QEMU's command line says (-chardev ...).
+  qemu_pid=$(cat "/run/libvirt/qemu/$GUEST.pid" 2>/dev/null)
+  as_domain "libvirt-$a" read "/proc/$qemu_pid/cmdline"; cmdline_rc=$?
   kill $listener 2>/dev/null; wait $listener 2>/dev/null
   af_unix=no
   [ -n "$(find /sys/kernel/security/apparmor/features -name af_unix 2>/dev/null)" ] && af_unix=yes
@@ -89,5 +94,5 @@ aa_scope() {
   rm -rf "$dir_b" "$dir_b2" "$dir_a" "$dir_old"
   for u in "$a" "$b"; do apparmor_parser -R "/tmp/aa-libvirt-$u" > /dev/null 2>&1; done
   [ -z "$aa_wrong" ] || fail aa-scope "A=libvirt-$a B=libvirt-$b${aa_wrong}"
-  ok aa-scope "A=libvirt-$a B=libvirt-$b: A may not create or remove a socket in B's or an old-style attempt (EACCES), each may in its own; kernel-logged denials of A: $denials; connect A->B: exit $connect_rc, kernel af_unix mediation: $af_unix"
+  ok aa-scope "A=libvirt-$a B=libvirt-$b: A may not create or remove a socket in B's or an old-style attempt (EACCES), each may in its own; kernel-logged denials of A: $denials; connect A->B: exit $connect_rc, kernel af_unix mediation: $af_unix; A reads the guest QEMU's command line: exit $cmdline_rc"
 }
