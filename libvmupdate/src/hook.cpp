@@ -143,6 +143,21 @@ Result<void> check_hook_runs(const Paths& paths) {
     return {};
 }
 
+std::string apparmor_profile_name(std::string_view uuid) {
+    // libvirt's security_apparmor.h: AA_PREFIX "libvirt-" + virUUIDFormat (lowercase).
+    return "libvirt-" + std::string(uuid);
+}
+
+bool is_attempt_of(std::string_view attempt, std::string_view uuid) {
+    // The AppArmor rule (packaging/apparmor/libvirt-qemu.d-vmupdate) grants a QEMU
+    // only qmp/@{profile_name}.[0-9a-f]*/qmp.sock: the prefix is what scopes it.
+    std::string prefix = apparmor_profile_name(uuid) + ".";
+    if (!is_canonical_uuid(uuid) || !attempt.starts_with(prefix))
+        return false;
+    std::string_view hex = attempt.substr(prefix.size());
+    return hex.size() == 16 && hex.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
 Result<void> remove_attempt_dir(const Paths& paths, std::string_view attempt) {
     std::string qmp_root = paths.run_dir + "/qmp";
     if (attempt.empty() || attempt == "." || attempt == ".." ||

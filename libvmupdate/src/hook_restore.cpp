@@ -89,8 +89,8 @@ void refuse_at_start(HookContext& c, const DomainInfo& info, const StateDir& sta
     c.log("restore will be refused at start: " + e.message());
 }
 
-// One restore attempt: its id, the socket of its private monitor, and the
-// domain XML that gives QEMU that monitor.
+// One restore attempt: its id (`libvirt-<uuid>.<16 hex>`, is_attempt_of), the
+// socket of its private monitor, and the domain XML that gives QEMU that monitor.
 struct Attempt {
     std::string id, socket, xml;
 };
@@ -103,11 +103,14 @@ Result<Attempt> prepare_attempt(HookContext& c, const DomainInfo& info, const Ma
     auto user = qemu_user(c.paths.qemu_conf);
     if (!user)
         return std::unexpected(user.error());
-    auto attempt = random_hex(8);
-    if (!attempt)
-        return std::unexpected(attempt.error());
+    auto hex = random_hex(8);
+    if (!hex)
+        return std::unexpected(hex.error());
+    // Named after the domain's AppArmor profile: the rule that lets a confined
+    // QEMU create its socket matches only its own domain's attempts.
+    std::string attempt = apparmor_profile_name(info.uuid) + "." + *hex;
     std::string qmp_root = c.paths.run_dir + "/qmp";
-    std::string dir = qmp_root + "/" + *attempt;
+    std::string dir = qmp_root + "/" + attempt;
     for (auto [path, mode, owner] :
          {std::tuple{c.paths.run_dir, 0711u, std::optional<Owner>{}},
           std::tuple{qmp_root, 0711u, std::optional<Owner>{}},
@@ -119,7 +122,7 @@ Result<Attempt> prepare_attempt(HookContext& c, const DomainInfo& info, const Ma
     auto xml = add_private_monitor(c.call.xml, socket);
     if (!xml)
         return std::unexpected(xml.error());
-    return Attempt{std::move(*attempt), std::move(socket), std::move(*xml)};
+    return Attempt{std::move(attempt), std::move(socket), std::move(*xml)};
 }
 
 // The manifest says `restoring`, by this attempt, from now (restore-begin).

@@ -26,11 +26,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view capability = "x-ignore-shared";
 
-bool is_lower_hex(std::string_view s) {
-    return !s.empty() && s.size() <= 64 &&
-           s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
-}
-
 // libvirt 11.3 names the pidfile with the domain name XML-escaped
 // (seen: "q'x" -> "q&apos;x.pid"), while the XML's other files use the raw name.
 std::string xml_escaped(std::string_view name) {
@@ -189,9 +184,14 @@ std::unexpected<Error> record_failure(const StateDir& state, const RestoreHelper
     return std::unexpected(e);
 }
 
-// The socket is where the hook put it; the check keeps the cleanup at the end
-// from touching anything else.
+// The attempt is one of this domain's and the socket is where the hook put it:
+// a helper pointed at another domain's socket would drive that domain's QEMU,
+// and the cleanup at the end would remove that domain's attempt.
 Result<void> check_socket_and_domain(const Paths& paths, const RestoreHelperArgs& args) {
+    if (!is_attempt_of(args.attempt, args.uuid))
+        return fail(Errc::invalid_input, args.attempt, "restore helper",
+                    "not a restore attempt of domain " + args.uuid + " (" +
+                        apparmor_profile_name(args.uuid) + ".<16 hex digits>)");
     if (args.socket != paths.run_dir + "/qmp/" + args.attempt + "/qmp.sock")
         return std::unexpected(Error{Errc::invalid_input, args.socket, "restore helper",
                                      "not the socket of attempt " + args.attempt});
@@ -300,8 +300,9 @@ Result<RestoreHelperArgs> parse_restore_helper_args(const std::vector<std::strin
     RestoreHelperArgs args{argv[0], argv[1], argv[2], argv[3]};
     if (!is_canonical_uuid(args.uuid))
         return fail(Errc::invalid_input, args.uuid, step, "not a canonical UUID");
-    if (!is_lower_hex(args.attempt))
-        return fail(Errc::invalid_input, args.attempt, step, "the attempt is not a hex id");
+    if (!is_attempt_of(args.attempt, args.uuid))
+        return fail(Errc::invalid_input, args.attempt, step,
+                    "not a restore attempt of domain " + args.uuid);
     if (auto ok = check_domain_name(args.domain); !ok)
         return std::unexpected(ok.error());
     return args;
@@ -312,9 +313,6 @@ Result<void> run_restore_helper(const Paths& paths, const RestoreHelperArgs& arg
                                 const RestoreHelperOptions& options) {
     if (!is_canonical_uuid(args.uuid))
         return fail(Errc::invalid_input, args.uuid, "restore helper", "not a canonical UUID");
-    if (!is_lower_hex(args.attempt))
-        return fail(Errc::invalid_input, args.attempt, "restore helper",
-                    "the attempt is not a hex id");
     auto state = StateDir::open(paths.state_dir);
     if (!state)
         return std::unexpected(state.error());

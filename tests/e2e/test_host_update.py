@@ -19,7 +19,12 @@ enabled units (libvirtd and virtlogd by socket, libvirt-guests): the pmem is
 mounted from /etc/fstab, vmupdate-restore.service (the unit the build made, only
 its ExecStart pointed at the binary under test) is enabled, host-update ends
 with `systemctl kexec` (a clean shutdown: a unit's ExecStop leaves a witness),
-and at boot the unit restores the guest before the stage runs.
+and at boot the unit restores the guest before the stage runs. With AppArmor
+confining libvirt there, the stage also checks that the restore socket rule is
+per domain: in two profiles named as libvirt names a domain's (libvirt-UUID),
+domain A's QEMU user may not create or remove a socket in domain B's attempt
+directory (nor in one named as before the rule was scoped), B may in its own
+(step aa-scope; whether the kernel checks connect() is reported).
 With --systemd --root DIR the host VM boots DIR instead (tests/package/test-deb
 --host-update: a fresh Debian 13 root with the vmupdate .deb, its own kernel,
 systemd, AppArmor): the hook link, the enabled restore unit and the AppArmor
@@ -95,6 +100,10 @@ def main_systemd(cli, hook, helper, guest, work_root, root="/"):
         step(vm, "libvirtd", 300)
         m_guest, _ = step(vm, "guest", 300)
         check_confinement("before the update", m_guest.group(1), root)
+        if os.path.exists(os.path.join(root, "sbin/apparmor_parser")):
+            # The restore socket rule is per domain (the stage's aa_scope).
+            m_aa, _ = step(vm, "aa-scope", 180)
+            log("AppArmor, restore sockets: " + m_aa.group(1).strip())
         serial = vmtest.SerialLog(os.path.join(vm.shared, "guest", "counter.serial"))
         before = serial.last_tick()
         _, t_update = vm.wait_for(r"^VMU-HOST-UPDATE start", 120)

@@ -511,7 +511,8 @@ TEST_F(Hook, ReleaseAfterARefusedRestoreLeavesOtherRestoresAlone) {
     ASSERT_EQ(manifest()->attempt, "");
 
     // Another domain's restore is under way, its QMP socket in the run directory.
-    std::string other = paths.run_dir + "/qmp/8899aabbccddeeff";
+    std::string other =
+        paths.run_dir + "/qmp/libvirt-0f2c8a4e-1d3b-4c5a-9e6f-7a8b9c0d1e2f.8899aabbccddeeff";
     fs::create_directories(other);
     write_file(other + "/qmp.sock", "");
 
@@ -529,9 +530,16 @@ TEST_F(Hook, RestoreOfAVmupdateSaveAddsThePrivateMonitor) {
     ASSERT_TRUE(after);
     EXPECT_EQ(after->state, SaveState::restoring);
     EXPECT_EQ(after->last_error, "");
+    // Named after the domain's AppArmor profile (libvirt-<uuid>), which the
+    // rule libvirt-qemu.d/vmupdate grants only its own attempts' sockets.
     const std::string attempt = after->attempt;
-    ASSERT_EQ(attempt.size(), 16u);
-    EXPECT_EQ(attempt.find_first_not_of("0123456789abcdef"), std::string::npos) << attempt;
+    const std::string prefix = std::string("libvirt-") + uuid + ".";
+    ASSERT_EQ(attempt.size(), prefix.size() + 16) << attempt;
+    EXPECT_EQ(attempt.substr(0, prefix.size()), prefix);
+    EXPECT_EQ(attempt.find_first_not_of("0123456789abcdef", prefix.size()), std::string::npos)
+        << attempt;
+    EXPECT_TRUE(is_attempt_of(attempt, uuid));
+    EXPECT_FALSE(is_attempt_of(attempt, "0f2c8a4e-1d3b-4c5a-9e6f-7a8b9c0d1e2f"));
 
     const std::string socket = paths.run_dir + "/qmp/" + attempt + "/qmp.sock";
     EXPECT_TRUE(contains(out.output, "<qemu:arg value='-chardev'/>")) << out.output;

@@ -31,7 +31,11 @@ using json = nlohmann::json;
 namespace {
 
 constexpr const char* uuid = "c7a5fdbd-edaf-9455-926a-d65c16db1809";
-constexpr const char* attempt = "0123456789abcdef";
+constexpr const char* attempt = "libvirt-c7a5fdbd-edaf-9455-926a-d65c16db1809.0123456789abcdef";
+// Another domain on the same host, with a restore under way.
+constexpr const char* other_uuid = "0f2c8a4e-1d3b-4c5a-9e6f-7a8b9c0d1e2f";
+constexpr const char* other_attempt =
+    "libvirt-0f2c8a4e-1d3b-4c5a-9e6f-7a8b9c0d1e2f.fedcba9876543210";
 using vmupdate::testing::Peer;
 constexpr std::string_view greeting = vmupdate::testing::qemu_greeting;
 
@@ -364,7 +368,7 @@ TEST_F(RestoreHelper, RefusesAPidfileThatIsALink) {
 
 TEST_F(RestoreHelper, LeavesAnotherAttemptsManifestAlone) {
     ASSERT_TRUE(state->update(uuid, [](Manifest& m) {
-        m.attempt = "fedcba9876543210";
+        m.attempt = "libvirt-c7a5fdbd-edaf-9455-926a-d65c16db1809.fedcba9876543210";
         return true;
     }));
     FakeQemu qemu(socket(), [](Peer& p) { serve(p, {migration_events}); });
@@ -382,6 +386,27 @@ TEST_F(RestoreHelper, RefusesASocketOutsideTheAttempt) {
     EXPECT_EQ(ok.error().code, Errc::invalid_input);
 }
 
+// A helper pointed at another domain's attempt (its socket would be that
+// domain's QEMU) refuses before it connects, and records nothing anywhere.
+TEST_F(RestoreHelper, RefusesAnAttemptOfAnotherDomain) {
+    std::string dir = paths.run_dir + "/qmp/" + other_attempt;
+    std::filesystem::create_directories(dir);
+    int listener = vmupdate::testing::bind_unix(dir + "/qmp.sock", true);
+    ASSERT_GE(listener, 0) << std::strerror(errno);
+    args.attempt = other_attempt;
+    args.socket = dir + "/qmp.sock";
+    auto ok = run();
+    ASSERT_FALSE(ok);
+    EXPECT_EQ(ok.error().code, Errc::invalid_input);
+    EXPECT_NE(ok.error().message().find(uuid), std::string::npos) << ok.error().message();
+    pollfd pending{listener, POLLIN, 0};
+    EXPECT_EQ(::poll(&pending, 1, 0), 0) << "the helper connected to the other domain's socket";
+    ::close(listener);
+    EXPECT_TRUE(std::filesystem::exists(dir + "/qmp.sock"));
+    EXPECT_EQ(manifest().last_error, "");
+    EXPECT_EQ(manifest().state, SaveState::restoring);
+}
+
 TEST(RestoreHelperArgs, ParsesTheHooksCommandLine) {
     auto a = parse_restore_helper_args({uuid, attempt, "/run/vmupdate/qmp/x/qmp.sock", "web1"});
     ASSERT_TRUE(a) << a.error().message();
@@ -393,6 +418,16 @@ TEST(RestoreHelperArgs, ParsesTheHooksCommandLine) {
     EXPECT_FALSE(parse_restore_helper_args({uuid, attempt, "s"}));
     EXPECT_FALSE(parse_restore_helper_args({"not-a-uuid", attempt, "s", "web1"}));
     EXPECT_FALSE(parse_restore_helper_args({uuid, "../x", "s", "web1"}));
+    // The attempt must be this domain's: libvirt-<uuid>.<16 hex digits>.
+    EXPECT_FALSE(parse_restore_helper_args({uuid, other_attempt, "s", "web1"}));
+    EXPECT_FALSE(parse_restore_helper_args({other_uuid, attempt, "s", "web1"}));
+    EXPECT_FALSE(parse_restore_helper_args({uuid, "0123456789abcdef", "s", "web1"}));
+    EXPECT_FALSE(parse_restore_helper_args(
+        {uuid, "libvirt-c7a5fdbd-edaf-9455-926a-d65c16db1809.0123456789ABCDEF", "s", "web1"}));
+    EXPECT_FALSE(parse_restore_helper_args(
+        {uuid, "libvirt-c7a5fdbd-edaf-9455-926a-d65c16db1809.0123456789abcde", "s", "web1"}));
+    EXPECT_FALSE(parse_restore_helper_args(
+        {uuid, "libvirt-c7a5fdbd-edaf-9455-926a-d65c16db1809.0123456789abcdef/..", "s", "web1"}));
     EXPECT_FALSE(parse_restore_helper_args({uuid, attempt, "s", "../../etc/x"}));
     EXPECT_FALSE(parse_restore_helper_args({uuid, attempt, "s", ""}));
 }

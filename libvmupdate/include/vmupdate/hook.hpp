@@ -56,6 +56,14 @@ void append_hook_log(const Paths& paths, std::string_view program,
 /// lives, the hook refuses cold starts of managed domains.
 [[nodiscard]] std::string host_update_mark(const Paths& paths);
 
+/// The name libvirt gives the AppArmor profile that confines a domain's QEMU:
+/// "libvirt-" and the domain's canonical UUID.
+[[nodiscard]] std::string apparmor_profile_name(std::string_view uuid);
+
+/// Whether `attempt` is a restore attempt id of the domain `uuid`, i.e.
+/// `<apparmor_profile_name(uuid)>.<16 lowercase hex digits>`.
+[[nodiscard]] bool is_attempt_of(std::string_view attempt, std::string_view uuid);
+
 /// Removes the socket directory of one restore attempt (<run_dir>/qmp/<attempt>,
 /// owned by the QEMU user) without following anything that user may have put there.
 [[nodiscard]] Result<void> remove_attempt_dir(const Paths& paths, std::string_view attempt);

@@ -22,7 +22,7 @@ inline constexpr const char* restore_helper_name = "vmupdate-restore-helper";
 /// What the hook passes: `vmupdate-restore-helper UUID ATTEMPT SOCKET DOMAIN`.
 struct RestoreHelperArgs {
     std::string uuid;    ///< the domain's canonical UUID
-    std::string attempt; ///< the restore attempt (hex), as recorded in the manifest
+    std::string attempt; ///< the restore attempt (libvirt-<uuid>.<hex>), as in the manifest
     std::string socket;  ///< the private monitor: <run_dir>/qmp/<attempt>/qmp.sock
     std::string domain;  ///< the domain's name, for libvirt's pidfile of its QEMU
 };
@@ -44,7 +44,8 @@ struct RestoreHelperOptions {
 };
 
 /// Parses the helper's command line (without the program name); Errc::invalid_input
-/// for a wrong count, a non-canonical UUID, a non-hex attempt or an unsafe name.
+/// for a wrong count, a non-canonical UUID, an attempt that is not the domain's
+/// (is_attempt_of) or an unsafe name.
 [[nodiscard]] Result<RestoreHelperArgs>
 parse_restore_helper_args(const std::vector<std::string>& argv);
 

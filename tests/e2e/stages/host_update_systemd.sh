@@ -5,6 +5,8 @@
 # shutdown: a unit's ExecStop leaves a witness).
 #   1: units and hook in place (as the package would put them, unless INSTALLED=1),
 #      the counter guest, host-update (systemctl kexec into stage 2)
+#      with AppArmor confining libvirt, aa_scope (aa_scope.sh) before host-update:
+#      the restore socket rule is per domain
 #   2: the restore unit succeeded, the guest runs and continues, the witness
 # Environment: GUEST (domain name, in $VMU_SHARED/guest/domain.xml); INSTALLED=1
 # when the root has the vmupdate package installed (hook link, enabled restore
@@ -13,6 +15,8 @@
 # VMU_BASE_CMDLINE (hostvm.py), and common.sh's.
 # shellcheck source=common.sh
 . "$(dirname "$0")/common.sh"
+# shellcheck source=aa_scope.sh
+. "$(dirname "$0")/aa_scope.sh"
 : "${GUEST:?}"
 INSTALLED=${INSTALLED:-0}
 [ "$INSTALLED" = 1 ] && B=/usr/bin
@@ -79,6 +83,7 @@ UNIT
   start_guest "$GUEST"
   wait_ticks 3 guest
   ok guest "$(confinement)"
+  case "$(confinement)" in apparmor=yes*) aa_scope ;; esac
   wait_ticks 2 update
   echo "VMU-HOST-UPDATE start"
   expect_rc 0 update "$S/update.out" "$B/vmupdate" host-update --kernel "$VMU_KERNEL" \
