@@ -32,6 +32,12 @@ unsigned parallel(const Invocation& in) {
     return static_cast<unsigned>(in.args.integer("--parallel", 4));
 }
 
+// The exit code of two outcomes together: a failure (1: something is held or
+// lost) outweighs a refusal (2: nothing changed).
+int worse(int a, int b) {
+    return a == 1 || b == 1 ? 1 : std::max(a, b);
+}
+
 // First the RAM a LUO handover brought across the kexec, if any, back into
 // the preserved files the restores look for.
 int reclaim(const Paths& paths) {
@@ -81,7 +87,7 @@ int cmd_save(const Invocation& in) {
     int rc = 0;
     for (auto& r : save_domains(session->conn, paths, *names, session->events, parallel(in))) {
         if (!r) {
-            rc = std::max(rc, report(r.error()));
+            rc = worse(rc, report(r.error()));
             continue;
         }
         warn(r->name, r->warnings);
@@ -104,6 +110,11 @@ int cmd_restore(const Invocation& in) {
     auto names = targets(in, [&] { return saved_domains(paths); });
     if (!names)
         return report(names.error());
+    // Domains whose RAM a failed write-back left with its holder: said above;
+    // their restore would only fail again on the missing file.
+    if (rc != 0)
+        for (const auto& held : domains_awaiting_write_back(paths))
+            std::erase(*names, held);
     bool all = in.args.has("--all");
     for (auto& r : restore_domains(session->conn, paths, *names, session->events, parallel(in))) {
         // --all goes by the manifests: one whose domain was undefined since is
@@ -114,7 +125,7 @@ int cmd_restore(const Invocation& in) {
             continue;
         }
         if (!r) {
-            rc = std::max(rc, report(r.error()));
+            rc = worse(rc, report(r.error()));
             continue;
         }
         print_restored(*r, in.args.has("--verbose"));
@@ -136,7 +147,7 @@ int cmd_discard(const Invocation& in) {
     for (const auto& name : in.args.operands) {
         auto r = discard_save(*conn, paths, name);
         if (!r) {
-            rc = std::max(rc, report(r.error()));
+            rc = worse(rc, report(r.error()));
             continue;
         }
         std::cout << name << ": " << *r << '\n';

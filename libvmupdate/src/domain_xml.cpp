@@ -337,14 +337,17 @@ Result<std::string> add_private_monitor(std::string_view text, std::string_view 
         xmlSetNs(a, ns);
         xml::set_attr(a, "value", value);
     };
-    // wait=off: with wait=on a helper that never connects would leave QEMU, and
-    // libvirt's start job with it, blocked for good. The helper connects within
-    // milliseconds, long before libvirt has probed QEMU and begun the incoming
-    // migration; should it ever lose that race, QEMU refuses the stream
-    // (capability mismatch) without touching RAM and the restore can be retried.
+    // server=off: QEMU connects to root's socket, on which the helper already
+    // listens, rather than listening itself. Every QEMU runs as one user and
+    // Debian's kernels do not mediate connect(): a monitor QEMU listened on could
+    // be reached by another domain's QEMU; root's listener checks the peer's pid
+    // and hangs up on anyone else. No reconnect: once the helper is done, the
+    // monitor is gone for good. The connect happens at QEMU's start, long before
+    // libvirt begins the incoming migration; a helper that is gone makes QEMU
+    // fail to start (ECONNREFUSED), and the save stays for a retry.
     arg("-chardev");
     arg("socket,id=" + std::string(monitor_id) + ",path=" + std::string(socket_path) +
-        ",server=on,wait=off");
+        ",server=off");
     arg("-mon");
     arg("chardev=" + std::string(monitor_id) + ",mode=control");
     return xml::serialize(parsed->first.get());

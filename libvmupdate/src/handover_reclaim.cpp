@@ -183,6 +183,24 @@ Result<void> reclaim_files(const Paths& paths, const StateDir& state,
 
 } // namespace
 
+std::vector<std::string> domains_awaiting_write_back(const Paths& paths) {
+    std::vector<std::string> out;
+    auto text = read_file_if_exists(handover::record_path(paths), 1 << 26);
+    if (!text || !*text)
+        return out;
+    auto entries = handover::parse_record(**text, handover::record_path(paths));
+    auto state = StateDir::open(paths.state_dir);
+    if (!entries || !state)
+        return out;
+    auto missing = unlinked_entries(*state, *entries);
+    if (!missing)
+        return out;
+    for (const Entry* e : *missing)
+        if (std::find(out.begin(), out.end(), e->domain) == out.end())
+            out.push_back(e->domain);
+    return out;
+}
+
 Result<std::optional<ReclaimReport>> reclaim_handed_over_ram(const Paths& paths) {
     const std::string path = handover::record_path(paths);
     // The common case, and the only one without root: nothing was handed over.

@@ -10,9 +10,13 @@
 #include "vmupdate/ram.hpp"
 
 #include <cerrno>
+#include <cstring>
 #include <fcntl.h>
 #include <optional>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <tuple>
 #include <unistd.h>
@@ -90,13 +94,36 @@ void refuse_at_start(HookContext& c, const DomainInfo& info, const StateDir& sta
 }
 
 // One restore attempt: its id (`libvirt-<uuid>.<16 hex>`, is_attempt_of), the
-// socket of its private monitor, and the domain XML that gives QEMU that monitor.
+// socket of its private monitor, the domain XML that gives QEMU that monitor,
+// and the socket's listening descriptor, for the helper.
 struct Attempt {
     std::string id, socket, xml;
+    Fd listener;
 };
 
-// The preserved RAM is intact; the attempt's socket directory is made, owned by
-// the QEMU user, and the monitor added to the XML.
+// Root's socket for the monitor, listening before QEMU starts: QEMU connects
+// to it (a client chardev), so no QEMU ever listens on a monitor another QEMU
+// could reach. Mode 0660, group the QEMU user's; the helper tells the domain's
+// QEMU from any other by its pid.
+Result<Fd> listen_for_qemu(const std::string& socket, gid_t qemu_gid) {
+    sockaddr_un addr{};
+    if (socket.size() >= sizeof addr.sun_path)
+        return fail(Errc::invalid_input, socket, "cannot make the monitor socket", "path too long");
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, socket.c_str(), socket.size() + 1);
+    Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd)
+        return fail_errno(errno, socket, "cannot make the monitor socket");
+    // The directory is root's and new: nothing else can be at that name.
+    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::fchownat(AT_FDCWD, socket.c_str(), 0, qemu_gid, AT_SYMLINK_NOFOLLOW) != 0 ||
+        ::fchmodat(AT_FDCWD, socket.c_str(), 0660, 0) != 0 || ::listen(fd.get(), 8) != 0)
+        return fail_errno(errno, socket, "cannot make the monitor socket");
+    return fd;
+}
+
+// The preserved RAM is intact; the attempt's socket directory (root's) and its
+// listening socket are made, and the monitor added to the XML.
 Result<Attempt> prepare_attempt(HookContext& c, const DomainInfo& info, const Manifest& m) {
     if (auto ok = verify_preserved(info.name, m.ram); !ok)
         return std::unexpected(ok.error());
@@ -114,7 +141,7 @@ Result<Attempt> prepare_attempt(HookContext& c, const DomainInfo& info, const Ma
     for (auto [path, mode, owner] :
          {std::tuple{c.paths.run_dir, 0711u, std::optional<Owner>{}},
           std::tuple{qmp_root, 0711u, std::optional<Owner>{}},
-          std::tuple{dir, 0700u, std::optional<Owner>{Owner{user->uid, user->gid}}}}) {
+          std::tuple{dir, 0711u, std::optional<Owner>{}}}) {
         if (auto ok = make_dir(path, static_cast<mode_t>(mode), owner); !ok)
             return std::unexpected(ok.error());
     }
@@ -122,7 +149,10 @@ Result<Attempt> prepare_attempt(HookContext& c, const DomainInfo& info, const Ma
     auto xml = add_private_monitor(c.call.xml, socket);
     if (!xml)
         return std::unexpected(xml.error());
-    return Attempt{std::move(attempt), std::move(socket), std::move(*xml)};
+    auto listener = listen_for_qemu(socket, user->gid);
+    if (!listener)
+        return std::unexpected(listener.error());
+    return Attempt{std::move(attempt), std::move(socket), std::move(*xml), std::move(*listener)};
 }
 
 // The manifest says `restoring`, by this attempt, from now (restore-begin).
@@ -165,7 +195,7 @@ void on_restore(HookContext& c, const DomainInfo& info, const StateDir& state,
                       : Result<void>(std::unexpected(attempt.error()));
     if (ok)
         ok = spawn_detached(helper, {info.uuid, attempt->id, attempt->socket, info.name},
-                            "the restore helper");
+                            "the restore helper", attempt->listener.get());
     if (!ok) {
         refuse_at_start(c, info, state, ok.error());
         return;

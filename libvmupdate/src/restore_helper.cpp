@@ -10,12 +10,17 @@
 #include "vmupdate/state.hpp"
 
 #include <cerrno>
+#include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <ctime>
 #include <dirent.h>
 #include <fcntl.h>
 #include <optional>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 namespace vmupdate {
@@ -184,6 +189,25 @@ std::unexpected<Error> record_failure(const StateDir& state, const RestoreHelper
     return std::unexpected(e);
 }
 
+// Whether `fd` listens on `socket`: the hook passes it so, and only then does
+// accepting on it mean talking to a QEMU of this attempt.
+Result<void> check_listener(int fd, const std::string& socket) {
+    const std::string step = "restore helper: no listening monitor socket";
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    sockaddr_un addr{};
+    socklen_t alen = sizeof addr;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) != 0)
+        return fail(Errc::invalid_input, socket, step,
+                    "descriptor " + std::to_string(fd) + ": " + std::strerror(errno));
+    std::string bound(addr.sun_path, ::strnlen(addr.sun_path, sizeof addr.sun_path));
+    if (addr.sun_family != AF_UNIX || listening == 0 || bound != socket)
+        return fail(Errc::invalid_input, socket, step,
+                    "descriptor " + std::to_string(fd) + " is not it, listening");
+    return {};
+}
+
 // The attempt is one of this domain's and the socket is where the hook put it:
 // a helper pointed at another domain's socket would drive that domain's QEMU,
 // and the cleanup at the end would remove that domain's attempt.
@@ -195,6 +219,8 @@ Result<void> check_socket_and_domain(const Paths& paths, const RestoreHelperArgs
     if (args.socket != paths.run_dir + "/qmp/" + args.attempt + "/qmp.sock")
         return std::unexpected(Error{Errc::invalid_input, args.socket, "restore helper",
                                      "not the socket of attempt " + args.attempt});
+    if (auto ok = check_listener(args.listen_fd, args.socket); !ok)
+        return ok;
     return check_domain_name(args.domain);
 }
 
@@ -206,20 +232,19 @@ Result<void> injected_fault(const Paths& paths, const RestoreHelperArgs& args,
                             std::vector<std::string>& log) {
     if (struct stat st{};
         ::lstat((paths.run_dir + "/faults/helper-never-connects").c_str(), &st) == 0) {
-        log.push_back("fault injected: not connecting to " + args.socket);
+        log.push_back("fault injected: not accepting QEMU on " + args.socket);
         return fail(Errc::verify, args.uuid, "restore helper", "fault injected: never connected");
     }
     return {};
 }
 #endif
 
-// Connects to the attempt's monitor. Anyone running as the QEMU user can create
-// a socket in the attempt's directory, and the path may even lead to another
-// service's socket: only the domain's own QEMU is talked to, and nothing is
-// sent before it is identified.
-Result<QmpClient> connect_to_qemu(const Paths& paths, const RestoreHelperArgs& args,
-                                  const RestoreHelperOptions& options,
-                                  std::vector<std::string>& log) {
+// Accepts the domain's QEMU on the attempt's socket. Anyone running as the QEMU
+// user may connect too (another domain's QEMU that read this one's command
+// line): a peer whose pid is not the one in libvirt's pidfile is hung up on
+// before anything is read or sent, and the wait goes on until the deadline.
+Result<QmpClient> accept_qemu(const Paths& paths, const RestoreHelperArgs& args,
+                              const RestoreHelperOptions& options, std::vector<std::string>& log) {
     QmpOptions qmp_options;
     qmp_options.limits = options.limits;
     qmp_options.check_peer = [&](const QmpPeer& peer) -> Result<void> {
@@ -233,7 +258,34 @@ Result<QmpClient> connect_to_qemu(const Paths& paths, const RestoreHelperArgs& a
                             std::to_string(*pid) + ")");
         return {};
     };
-    return QmpClient::connect(args.socket, options.connect_timeout, qmp_options);
+    auto deadline = Clock::now() + options.connect_timeout;
+    std::optional<Error> refused;
+    for (;;) {
+        auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+        if (left.count() <= 0)
+            break;
+        pollfd p{args.listen_fd, POLLIN, 0};
+        int n = ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 1000)));
+        if (n < 0 && errno != EINTR)
+            return fail_errno(errno, args.socket, "restore helper: cannot wait for QEMU");
+        if (n <= 0)
+            continue;
+        int fd = ::accept4(args.listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN)
+                continue;
+            return fail_errno(errno, args.socket, "restore helper: cannot accept QEMU");
+        }
+        auto qmp = QmpClient::adopt(fd, args.socket, left, qmp_options);
+        if (qmp || qmp.error().code != Errc::refused)
+            return qmp;
+        log.push_back(qmp.error().message());
+        refused = qmp.error();
+    }
+    if (refused)
+        return std::unexpected(*refused);
+    return fail(Errc::timeout, args.socket, "restore helper: QEMU did not connect",
+                "nothing after " + std::to_string(options.connect_timeout.count()) + " ms");
 }
 
 // Checks that QEMU reports x-ignore-shared off after it was switched off.
@@ -325,11 +377,11 @@ Result<void> run_restore_helper(const Paths& paths, const RestoreHelperArgs& arg
     if (auto ok = injected_fault(paths, args, log); !ok)
         return ok;
 #endif
-    auto qmp = connect_to_qemu(paths, args, options, log);
+    auto qmp = accept_qemu(paths, args, options, log);
     if (!qmp)
         return failed(qmp.error());
     std::int64_t connected_at = now_us();
-    log.push_back("connected to " + args.socket);
+    log.push_back("QEMU connected on " + args.socket);
     test_point("restore-helper-connected");
     if (auto r = qmp->execute("migrate-set-capabilities", capability_arguments(capability, true),
                               options.command_timeout);

@@ -23,7 +23,7 @@ void report_errno(int fd, int err) {
 // A failed fork or exec comes back as an error: a close-on-exec pipe carries the
 // errno of either child and reaches EOF without data only when execv succeeded.
 Result<void> spawn_detached(const std::string& helper, const std::vector<std::string>& args,
-                            std::string_view what) {
+                            std::string_view what, int pass_fd) {
     const std::string step = "cannot start " + std::string(what);
     // Built before fork: the children may only make async-signal-safe calls.
     std::vector<char*> argv;
@@ -36,6 +36,14 @@ Result<void> spawn_detached(const std::string& helper, const std::vector<std::st
         return fail_errno(errno, helper, step);
     Fd read_end(fds[0]);
     Fd write_end(fds[1]);
+    // Above fd 3, which the passed descriptor takes in the child.
+    if (fds[1] <= 3) {
+        int moved = fcntl(fds[1], F_DUPFD_CLOEXEC, 10);
+        if (moved < 0)
+            return fail_errno(errno, helper, step);
+        write_end.reset(moved);
+        fds[1] = moved;
+    }
     pid_t child = fork();
     if (child < 0)
         return fail_errno(errno, helper, step);
@@ -56,9 +64,19 @@ Result<void> spawn_detached(const std::string& helper, const std::vector<std::st
         dup2(null, 0);
         dup2(null, 1);
         dup2(null, 2);
+        // The passed descriptor becomes fd 3 (dup2 leaves the copy without
+        // close-on-exec; one that already is fd 3 needs it cleared by hand).
+        unsigned first_closed = 3;
+        if (pass_fd >= 0) {
+            if ((pass_fd == 3 ? fcntl(3, F_SETFD, 0) : dup2(pass_fd, 3)) < 0) {
+                report_errno(fds[1], errno);
+                _exit(127);
+            }
+            first_closed = 4;
+        }
         // Everything else libvirt left open closes at exec, the pipe included.
-        if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
-            for (int fd = 3; fd < 1024; ++fd)
+        if (close_range(first_closed, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
+            for (int fd = static_cast<int>(first_closed); fd < 1024; ++fd)
                 if (fd != fds[1])
                     close(fd);
         execv(helper.c_str(), argv.data());

@@ -14,8 +14,10 @@
 namespace vmupdate {
 
 /// Starts `exe` with `args` detached (double fork, setsid); an error when it
-/// could not be started (fork or exec failed), naming `what`.
-[[nodiscard]] Result<void>
-spawn_detached(const std::string& exe, const std::vector<std::string>& args, std::string_view what);
+/// could not be started (fork or exec failed), naming `what`. `pass_fd`, when
+/// not -1, is the one descriptor it inherits, as its fd 3.
+[[nodiscard]] Result<void> spawn_detached(const std::string& exe,
+                                          const std::vector<std::string>& args,
+                                          std::string_view what, int pass_fd = -1);
 
 } // namespace vmupdate

@@ -543,17 +543,24 @@ TEST_F(Hook, RestoreOfAVmupdateSaveAddsThePrivateMonitor) {
 
     const std::string socket = paths.run_dir + "/qmp/" + attempt + "/qmp.sock";
     EXPECT_TRUE(contains(out.output, "<qemu:arg value='-chardev'/>")) << out.output;
+    // QEMU connects to root's socket (a client chardev): no QEMU listens on a
+    // monitor another domain's QEMU could reach.
     EXPECT_TRUE(contains(out.output, "<qemu:arg value='socket,id=vmupdate-qmp,path=" + socket +
-                                         ",server=on,wait=off'/>"))
+                                         ",server=off'/>"))
         << out.output;
     EXPECT_TRUE(contains(out.output, "<qemu:arg value='chardev=vmupdate-qmp,mode=control'/>"))
         << out.output;
-    // QEMU (here: this user) owns the socket's directory, nobody else may enter it.
+    // The directory is root's (here: this user's) and only traversable; the
+    // socket, already listening for the helper, is the QEMU group's to connect to.
     struct stat dir = stat_of(paths.run_dir + "/qmp/" + attempt);
     EXPECT_TRUE(S_ISDIR(dir.st_mode));
-    EXPECT_EQ(dir.st_mode & 07777, 0700u);
+    EXPECT_EQ(dir.st_mode & 07777, 0711u);
     EXPECT_EQ(dir.st_uid, ::getuid());
-    EXPECT_EQ(dir.st_gid, ::getgid());
+    struct stat sock = stat_of(socket);
+    EXPECT_TRUE(S_ISSOCK(sock.st_mode));
+    EXPECT_EQ(sock.st_mode & 07777, 0660u);
+    EXPECT_EQ(sock.st_uid, ::getuid());
+    EXPECT_EQ(sock.st_gid, ::getgid());
 
     // start begin puts the preserved RAM where the new QEMU opens it; libvirt
     // passes the definition the restore hook returned, now with an id.

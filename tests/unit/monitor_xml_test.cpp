@@ -42,7 +42,7 @@ std::string domain_with_user_args(const std::string& extra_args = "") {
 }
 
 std::vector<std::string> our_args(const std::string& path) {
-    return {"-chardev", "socket,id=vmupdate-qmp,path=" + path + ",server=on,wait=off", "-mon",
+    return {"-chardev", "socket,id=vmupdate-qmp,path=" + path + ",server=off", "-mon",
             "chardev=vmupdate-qmp,mode=control"};
 }
 

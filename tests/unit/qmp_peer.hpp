@@ -114,6 +114,26 @@ inline int bind_unix(const std::string& path, bool listen) {
     return fd;
 }
 
+/// A stream socket connected to `path`, retried for up to 5 s while nothing
+/// listens there yet; -1 on failure.
+inline int connect_unix(const std::string& path) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+    for (int i = 0; i < 500; ++i) {
+        int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return -1;
+        if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0)
+            return fd;
+        ::close(fd);
+        if (errno != ENOENT && errno != ECONNREFUSED)
+            return -1;
+        ::usleep(10000);
+    }
+    return -1;
+}
+
 /// Accepts one connection on `listener` (waiting up to 5 s) and plays QEMU on it.
 inline void serve_once(int listener, const std::function<void(Peer&)>& script) {
     pollfd p{listener, POLLIN, 0};

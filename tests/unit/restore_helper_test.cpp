@@ -1,6 +1,7 @@
-// The restore helper against a fake QEMU: a thread of this test listening on the
-// attempt's socket and speaking QMP, with this process's pid in a fake libvirt
-// pidfile. QEMU is untrusted, so most cases are hostile ones.
+// The restore helper against a fake QEMU: a thread of this test connecting to
+// the attempt's socket (on which the helper listens) and speaking QMP, with this
+// process's pid in a fake libvirt pidfile. QEMU is untrusted, so most cases are
+// hostile ones.
 #include "qmp_peer.hpp"
 #include "temp_dir.hpp"
 #include "vmupdate/manifest.hpp"
@@ -21,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 
@@ -41,27 +43,23 @@ constexpr std::string_view greeting = vmupdate::testing::qemu_greeting;
 
 using Clock = std::chrono::steady_clock;
 
-// Listens on `path` (from construction on, so that the helper connects at once)
-// and plays QEMU with `script` for the first connection, in a thread.
+// Connects to the helper's socket at `path` (as QEMU does at its start, from
+// construction on) and plays QEMU with `script` on that connection, in a thread.
 class FakeQemu {
 public:
     FakeQemu(const std::string& path, std::function<void(Peer&)> script) {
-        listen_fd_ = vmupdate::testing::bind_unix(path, true);
-        if (listen_fd_ < 0)
-            ADD_FAILURE() << "cannot listen on " << path << ": " << std::strerror(errno);
-        thread_ = std::thread([this, script = std::move(script)] {
-            vmupdate::testing::serve_once(listen_fd_, [&](Peer& peer) {
-                script(peer);
-                received_ = peer.bytes_received();
-            });
+        thread_ = std::thread([this, path, script = std::move(script)] {
+            int fd = vmupdate::testing::connect_unix(path);
+            if (fd < 0)
+                return;
+            Peer peer(fd);
+            script(peer);
+            received_ = peer.bytes_received();
         });
     }
     FakeQemu(const FakeQemu&) = delete;
     FakeQemu& operator=(const FakeQemu&) = delete;
-    ~FakeQemu() {
-        join();
-        ::close(listen_fd_);
-    }
+    ~FakeQemu() { join(); }
     void join() {
         if (thread_.joinable())
             thread_.join();
@@ -70,7 +68,6 @@ public:
     size_t received() const { return received_; }
 
 private:
-    int listen_fd_ = -1;
     std::thread thread_;
     size_t received_ = 0;
 };
@@ -160,7 +157,10 @@ protected:
         m.image_size = 4096;
         m.saved_at_us = 1700000000000000;
         ASSERT_TRUE(state->store(m));
-        args = {uuid, attempt, socket(), "web1"};
+        // What the hook passes the helper: root's socket, already listening.
+        listener = vmupdate::testing::bind_unix(socket(), true);
+        ASSERT_GE(listener, 0) << std::strerror(errno);
+        args = {uuid, attempt, socket(), "web1", listener};
         options.connect_timeout = 2s;
         options.migration_timeout = 1s;
         options.command_timeout = 500ms;
@@ -194,7 +194,13 @@ protected:
         expect_failure_recorded(cause);
     }
 
+    void TearDown() override {
+        if (listener >= 0)
+            ::close(listener);
+    }
+
     vmupdate::testing::TempDir tmp{"helper"};
+    int listener = -1;
     Paths paths;
     std::optional<StateDir> state;
     RestoreHelperArgs args;
@@ -256,9 +262,9 @@ TEST_F(RestoreHelper, SilentPeerTimesOut) {
     expect_failure_recorded("timed out");
 }
 
-TEST_F(RestoreHelper, NoSocketTimesOut) {
+TEST_F(RestoreHelper, QemuNeverConnectingTimesOut) {
     options.connect_timeout = 200ms;
-    expect_run_fails(Errc::timeout, "timed out");
+    expect_run_fails(Errc::timeout, "QEMU did not connect");
 }
 
 TEST_F(RestoreHelper, FloodWithoutNewlineIsBounded) {
@@ -391,20 +397,72 @@ TEST_F(RestoreHelper, RefusesASocketOutsideTheAttempt) {
 TEST_F(RestoreHelper, RefusesAnAttemptOfAnotherDomain) {
     std::string dir = paths.run_dir + "/qmp/" + other_attempt;
     std::filesystem::create_directories(dir);
-    int listener = vmupdate::testing::bind_unix(dir + "/qmp.sock", true);
-    ASSERT_GE(listener, 0) << std::strerror(errno);
+    int other = vmupdate::testing::bind_unix(dir + "/qmp.sock", true);
+    ASSERT_GE(other, 0) << std::strerror(errno);
     args.attempt = other_attempt;
     args.socket = dir + "/qmp.sock";
+    args.listen_fd = other;
     auto ok = run();
     ASSERT_FALSE(ok);
     EXPECT_EQ(ok.error().code, Errc::invalid_input);
     EXPECT_NE(ok.error().message().find(uuid), std::string::npos) << ok.error().message();
-    pollfd pending{listener, POLLIN, 0};
-    EXPECT_EQ(::poll(&pending, 1, 0), 0) << "the helper connected to the other domain's socket";
-    ::close(listener);
+    ::close(other);
     EXPECT_TRUE(std::filesystem::exists(dir + "/qmp.sock"));
     EXPECT_EQ(manifest().last_error, "");
     EXPECT_EQ(manifest().state, SaveState::restoring);
+}
+
+// The descriptor the helper accepts on must be the attempt's socket, listening.
+TEST_F(RestoreHelper, RefusesADescriptorThatIsNotTheAttemptsListener) {
+    int p[2];
+    ASSERT_EQ(::pipe(p), 0);
+    args.listen_fd = p[0];
+    expect_run_fails(Errc::invalid_input, "no listening monitor socket");
+    ::close(p[0]);
+    ::close(p[1]);
+}
+
+// Issue 21, item 9: another domain's QEMU (any process of the QEMU user that
+// read this domain's command line) connects first. It is hung up on before a
+// byte is sent to it, and the domain's own QEMU, connecting after it, is served.
+TEST_F(RestoreHelper, AnotherQemuConnectingFirstIsHungUpOn) {
+    int report[2];
+    ASSERT_EQ(::pipe(report), 0);
+    pid_t intruder = ::fork();
+    if (intruder == 0) {
+        ::close(report[0]);
+        int fd = vmupdate::testing::connect_unix(socket());
+        char got = fd >= 0 ? 'c' : 'e';
+        (void)!::write(report[1], &got, 1); // connected, first in the queue
+        if (fd >= 0) {
+            // Plays QEMU, hoping for the helper's commands.
+            std::string hello = std::string(greeting) + "\r\n";
+            bool sent = ::send(fd, hello.data(), hello.size(), MSG_NOSIGNAL) > 0;
+            char buf[256];
+            // Hung up on with nothing sent: EOF, or a reset as its own greeting
+            // was left unread, or (already) a broken pipe.
+            ssize_t n = sent ? ::read(fd, buf, sizeof buf) : 0;
+            got = n == 0 || (n < 0 && errno == ECONNRESET) ? '0' : n > 0 ? 'd' : 'e';
+        }
+        (void)!::write(report[1], &got, 1);
+        ::_exit(0);
+    }
+    ::close(report[1]);
+    char got = '?';
+    ASSERT_EQ(::read(report[0], &got, 1), 1);
+    ASSERT_EQ(got, 'c');
+    FakeQemu qemu(socket(), [](Peer& p) { serve(p, {migration_events}); });
+    auto ok = run();
+    EXPECT_TRUE(ok) << ok.error().message();
+    EXPECT_EQ(::read(report[0], &got, 1), 1);
+    ::close(report[0]);
+    ::waitpid(intruder, nullptr, 0);
+    EXPECT_EQ(got, '0') << "the intruder was not hung up on without data";
+    EXPECT_EQ(manifest().state, SaveState::restored);
+    bool refused_logged = false;
+    for (const auto& l : log)
+        refused_logged = refused_logged || l.find("is not the domain's QEMU") != std::string::npos;
+    EXPECT_TRUE(refused_logged);
 }
 
 TEST(RestoreHelperArgs, ParsesTheHooksCommandLine) {

@@ -62,8 +62,8 @@ struct DomainInfo {
 [[nodiscard]] std::string why_unmanaged(std::string_view xml, const DomainInfo& info,
                                         ManagePolicy policy);
 
-/// Adds a private QMP monitor on `socket_path` to a domain XML (through
-/// <qemu:commandline>), replacing an earlier one.
+/// Adds a private QMP monitor to a domain XML (through <qemu:commandline>),
+/// replacing an earlier one: QEMU connects to `socket_path`, where root listens.
 [[nodiscard]] Result<std::string> add_private_monitor(std::string_view xml,
                                                       std::string_view socket_path);
 

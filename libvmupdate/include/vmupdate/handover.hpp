@@ -112,4 +112,8 @@ struct ReclaimReport {
 /// a holder (hold_ram_files) and the error is Errc::ram_held.
 [[nodiscard]] Result<std::optional<ReclaimReport>> reclaim_handed_over_ram(const Paths& paths);
 
+/// The domains whose handed-over RAM is not written back yet (after a failed
+/// reclaim): their restore would only fail on the missing file.
+[[nodiscard]] std::vector<std::string> domains_awaiting_write_back(const Paths& paths);
+
 } // namespace vmupdate

@@ -1,5 +1,6 @@
 // The restore helper: a short-lived root process the hook starts on restore. It
-// connects to the private QMP monitor of the restoring QEMU, turns migration
+// accepts the restoring QEMU's connection to the private QMP monitor (on root's
+// socket, which the hook passes it listening), turns migration
 // capability x-ignore-shared on before libvirt's migrate-incoming, waits for the
 // incoming migration to finish and turns the capability off again. QEMU and its
 // user are untrusted: the peer must be the domain's QEMU process, and everything
@@ -25,13 +26,14 @@ struct RestoreHelperArgs {
     std::string attempt; ///< the restore attempt (libvirt-<uuid>.<hex>), as in the manifest
     std::string socket;  ///< the private monitor: <run_dir>/qmp/<attempt>/qmp.sock
     std::string domain;  ///< the domain's name, for libvirt's pidfile of its QEMU
+    int listen_fd = 3;   ///< `socket`, bound and listening (the hook passes it as fd 3)
 };
 
 /// Bounds of the helper's waits and of what it accepts from QEMU. The defaults are
 /// production's; tests shorten them.
 struct RestoreHelperOptions {
-    /// Connecting (QEMU creates the socket a moment after libvirt starts it), the
-    /// peer check and the QMP handshake, together.
+    /// Until the domain's QEMU has connected (a moment after libvirt starts it),
+    /// been checked and completed the QMP handshake; others are hung up on meanwhile.
     std::chrono::milliseconds connect_timeout = std::chrono::seconds(60);
     /// The incoming migration, from the capability turned on to its end.
     std::chrono::milliseconds migration_timeout = std::chrono::minutes(10);
