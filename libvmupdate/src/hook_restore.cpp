@@ -18,7 +18,6 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <tuple>
 #include <unistd.h>
 
 namespace vmupdate {
@@ -134,17 +133,14 @@ Result<Attempt> prepare_attempt(HookContext& c, const DomainInfo& info, const Ma
     if (!hex)
         return std::unexpected(hex.error());
     // Named after the domain's AppArmor profile: the rule that lets a confined
-    // QEMU create its socket matches only its own domain's attempts.
+    // QEMU use its socket matches only its own domain's attempts.
     std::string attempt = apparmor_profile_name(info.uuid) + "." + *hex;
     std::string qmp_root = c.paths.run_dir + "/qmp";
     std::string dir = qmp_root + "/" + attempt;
-    for (auto [path, mode, owner] :
-         {std::tuple{c.paths.run_dir, 0711u, std::optional<Owner>{}},
-          std::tuple{qmp_root, 0711u, std::optional<Owner>{}},
-          std::tuple{dir, 0711u, std::optional<Owner>{}}}) {
-        if (auto ok = make_dir(path, static_cast<mode_t>(mode), owner); !ok)
+    // All root's and only traversable: nobody else creates anything there.
+    for (const auto& path : {c.paths.run_dir, qmp_root, dir})
+        if (auto ok = make_dir(path, 0711); !ok)
             return std::unexpected(ok.error());
-    }
     std::string socket = dir + "/qmp.sock";
     auto xml = add_private_monitor(c.call.xml, socket);
     if (!xml)

@@ -9,8 +9,8 @@
 #include "vmupdate/manifest.hpp"
 #include "vmupdate/state.hpp"
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <ctime>
