@@ -9,6 +9,13 @@ qom-set, before it reads the value back), and then:
   * SIGKILL: the CLI dies between the switch and the check. The guest runs on;
     discard-data may stay off (harmless: QEMU then leaves its RAM in the file
     that libvirt deletes anyway).
+And the restore side: the instance saved (its QEMU had discard on until the
+save switched it off), the restore helper is killed at
+`restore-helper-connected`, so QEMU refuses the image and libvirt stops the
+restoring QEMU (SIGTERM, a graceful exit). That QEMU was started from the saved
+XML, which has `<discard/>`; the restore hook dropped it, so the preserved RAM,
+the same inode, must still be intact: a plain `vmupdate restore` continues the
+guest with its memory checksum.
 Afterwards a plain `vmupdate save` + `restore` of the same guest works."""
 import json
 import os
@@ -17,7 +24,8 @@ import signal
 import faults
 import vmtest
 import vmucli
-from faults import CliRun, Guest, Injections, settle
+from faults import HELPER, CliRun, Guest, HookPoint, Injections, helper_pids, settle
+from vmtest import log
 from nova import CONF, nova_domain_xml, set_policy
 
 
@@ -59,6 +67,33 @@ def inject(inj, g, variant):
     inj.record("save:discard-set", variant, outcome, lost, problems + more)
 
 
+def failed_restore(inj, g):
+    """The restoring QEMU (from Nova's XML, <discard/> and all) stopped after a
+    failed load: the preserved RAM must survive it."""
+    if discard_data(g) is not True:
+        set_discard(g, True)
+    faults.save_ok(g)
+    hp = HookPoint("restore-helper-connected")
+    hp.arm()
+    run = CliRun("restore", g.name)
+    problems = []
+    try:
+        if not hp.wait_reached(timeout=60, proc=run):
+            problems.append("the restore helper never stopped (CLI rc=%s)" % run.rc)
+        for pid in helper_pids(g.uuid):
+            log("kill -KILL %s %d" % (HELPER, pid))
+            os.kill(pid, signal.SIGKILL)
+        hp.release()
+        if run.finish() == 0:
+            problems.append("the restore succeeded without the helper")
+    finally:
+        hp.disarm()
+        if run.rc is None:
+            run.finish()
+    outcome, lost, more = settle(g, expect=("restored",))
+    inj.record("restore/restore-helper-connected", "SIGKILL-helper", outcome, lost, problems + more)
+
+
 def main():
     kernel = faults.suite_setup()
     inj = Injections("discard")
@@ -76,6 +111,8 @@ def main():
                 for variant in ("reverted", "SIGKILL"):
                     if faults.selected("save:discard-set", variant):
                         inject(inj, g, variant)
+                if faults.selected("restore/restore-helper-connected", "SIGKILL-helper"):
+                    failed_restore(inj, g)
                 # The guest is still saveable: the switch works when nothing interferes.
                 if discard_data(g) is not True:
                     set_discard(g, True)
