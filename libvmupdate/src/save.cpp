@@ -35,13 +35,15 @@ struct Target {
 };
 
 // The refusal when a running domain's RAM would not outlive its QEMU.
-Error refusal(const Domain& dom, Unpreservable why, const DomainInfo& live, ManagePolicy policy) {
+Error refusal(const Domain& dom, const DomainInfo& live, ManagePolicy policy) {
     const std::string cold_start =
         "run 'vmupdate prepare " + dom.name() + "', then shut it down " + "and start it";
     std::string cause;
+    // Prepared, but the running QEMU (its live definition unmarked too) still
+    // has the RAM it started with.
     if (auto prepared = inspect(dom, Definition::persistent, policy);
-        why == Unpreservable::not_shared && prepared && prepared->managed) {
-        cause = reason_text(why, live) +
+        prepared && prepared->managed) {
+        cause = reason_text(Unpreservable::not_shared, live) +
                 ": the prepared definition takes effect at the next cold start (shut it down and "
                 "start it)";
     } else {
@@ -60,8 +62,8 @@ Result<Target> running_managed(Domain dom, ManagePolicy policy) {
     auto info = inspect(dom, Definition::live, policy);
     if (!info)
         return std::unexpected(info.error());
-    if (auto why = preservability(*info); why != Unpreservable::none)
-        return std::unexpected(refusal(dom, why, *info, policy));
+    if (preservability(*info) != Unpreservable::none)
+        return std::unexpected(refusal(dom, *info, policy));
     if (auto ok = check_domain_name(dom.name()); !ok)
         return std::unexpected(ok.error());
     return Target{std::move(dom), std::move(*info)};
