@@ -94,6 +94,11 @@ int cmd_save(const Invocation& in) {
         std::cout << r->name << ": saved: device state " << format_size(r->image_bytes) << ", RAM "
                   << format_size(r->ram_bytes) << " kept in its file (" << std::fixed
                   << std::setprecision(2) << r->seconds << " s)\n";
+        // Nova's <discard/>: said, as it is the one change made to the running QEMU.
+        if (r->discard_switched > 0)
+            std::cout << "  discard switched off in " << r->discard_switched
+                      << " memory backend(s) before the pause (" << std::setprecision(1)
+                      << static_cast<double>(r->discard_us) / 1000 << " ms)\n";
     }
     if (names->empty())
         std::cout << "no running domain is managed by vmupdate\n";

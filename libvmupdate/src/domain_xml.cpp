@@ -105,6 +105,9 @@ struct Translator {
     xmlNode* root;
     std::string name;
     std::vector<std::string> changes;
+    // Whether a domain is vmupdate's under file-backed does not depend on discard,
+    // which the save switches off in the running QEMU; prepare still removes it.
+    bool keep_discard = false;
 
     std::unexpected<Error> refuse(std::string element, std::string why) const {
         return fail(Errc::refused, name, "element " + std::move(element), std::move(why));
@@ -189,7 +192,8 @@ struct Translator {
             xml::set_attr(access, "mode", "shared");
         }
         // QEMU would punch the RAM out of the file when it exits.
-        for (xmlNode* discard : xml::children(backing, "discard")) {
+        for (xmlNode* discard :
+             keep_discard ? std::vector<xmlNode*>{} : xml::children(backing, "discard")) {
             xml::remove(discard);
             changes.emplace_back("removed <discard/>");
         }
@@ -200,7 +204,7 @@ struct Translator {
                 xml::set_attr(cell, "memAccess", "shared");
                 changes.emplace_back("NUMA cell " + id + " memAccess set to shared");
             }
-            if (xml::attr(cell, "discard") == "yes") {
+            if (!keep_discard && xml::attr(cell, "discard") == "yes") {
                 xml::remove_attr(cell, "discard");
                 changes.emplace_back("NUMA cell " + id + " discard removed");
             }
@@ -216,7 +220,7 @@ struct Translator {
                 xml::set_attr(mem, "access", "shared");
                 changes.emplace_back("memory device " + model + " access set to shared");
             }
-            if (xml::attr(mem, "discard") == "yes") {
+            if (!keep_discard && xml::attr(mem, "discard") == "yes") {
                 xml::remove_attr(mem, "discard");
                 changes.emplace_back("memory device " + model + " discard removed");
             }
@@ -387,12 +391,14 @@ Result<void> check_domain_name(std::string_view name) {
     return {};
 }
 
-Result<Translation> translate_domain(std::string_view text, std::string_view source) {
+namespace {
+
+Result<Translation> translate(std::string_view text, std::string_view source, bool keep_discard) {
     auto parsed = parse_domain(text, source);
     if (!parsed)
         return std::unexpected(parsed.error());
     auto& [doc, name] = *parsed;
-    Translator t{xmlDocGetRootElement(doc.get()), name, {}};
+    Translator t{xmlDocGetRootElement(doc.get()), name, {}, keep_discard};
     if (auto ok = t.check_supported(); !ok)
         return std::unexpected(ok.error());
     t.share_ram();
@@ -400,11 +406,18 @@ Result<Translation> translate_domain(std::string_view text, std::string_view sou
     return Translation{std::move(name), xml::serialize(doc.get()), std::move(t.changes)};
 }
 
+} // namespace
+
+Result<Translation> translate_domain(std::string_view text, std::string_view source) {
+    return translate(text, source, false);
+}
+
 namespace {
 
-// What translate_domain would change besides the mark; an error when it refuses.
+// What translate_domain would change besides the mark and discard; an error when
+// it refuses.
 Result<std::vector<std::string>> changes_needed(std::string_view text, std::string_view source) {
-    auto t = translate_domain(text, source);
+    auto t = translate(text, source, true);
     if (!t)
         return std::unexpected(t.error());
     std::erase(t->changes, std::string(mark_change));
@@ -425,11 +438,8 @@ std::string why_unmanaged(std::string_view text, const DomainInfo& info, ManageP
     std::string what;
     for (const auto& c : *needed)
         what += (what.empty() ? "" : "; ") + c;
-    std::string why = !info.discard.empty() && policy == ManagePolicy::file_backed
-                          ? "its RAM is discarded when QEMU exits (" + info.discard +
-                                ", as Nova's file_backed_memory adds it)"
-                          : "its definition needs: " + what;
-    return why + "; run 'vmupdate prepare " + info.name + "' and cold-start it";
+    return "its definition needs: " + what + "; run 'vmupdate prepare " + info.name +
+           "' and cold-start it";
 }
 
 Result<DomainInfo> inspect_domain(std::string_view text, std::string_view source,

@@ -142,7 +142,12 @@ Result<Attempt> prepare_attempt(HookContext& c, const DomainInfo& info, const Ma
         if (auto ok = make_dir(path, 0711); !ok)
             return std::unexpected(ok.error());
     std::string socket = dir + "/qmp.sock";
-    auto xml = add_private_monitor(c.call.xml, socket);
+    auto restoring = restoring_qemu_xml(c.call.xml);
+    if (!restoring)
+        return std::unexpected(restoring.error());
+    for (const auto& change : restoring->changes)
+        c.log("restoring QEMU: " + change);
+    auto xml = add_private_monitor(restoring->xml, socket);
     if (!xml)
         return std::unexpected(xml.error());
     auto listener = listen_for_qemu(socket, user->gid);

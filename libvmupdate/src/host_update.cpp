@@ -139,18 +139,10 @@ std::expected<PlannedDomain, std::string> check_domain(HostFacts& host, const Ru
     // A domain whose state cannot be read might be running: the kexec would kill it.
     if (!r.live)
         return std::unexpected(r.live.error().message());
-    switch (auto why = preservability(*r.live)) {
-    case Unpreservable::none:
-        break;
-    case Unpreservable::not_managed:
-    case Unpreservable::not_shared:
+    if (preservability(*r.live) != Unpreservable::none)
         return std::unexpected(reason_text(Unpreservable::not_managed, *r.live) +
                                ", it would be lost (vmupdate prepare it and cold-start it, or "
                                "shut it down)");
-    case Unpreservable::discards:
-        return std::unexpected(reason_text(why, *r.live) +
-                               ": vmupdate prepare it and cold-start it");
-    }
     auto ram_dir = find_domain_ram_dir(host.backing, r.dom.id(), r.dom.name());
     if (!ram_dir)
         return std::unexpected(ram_dir.error().message());

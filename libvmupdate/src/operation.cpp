@@ -44,6 +44,12 @@ double seconds_since(SteadyClock::time_point t0) {
     return std::chrono::duration<double>(SteadyClock::now() - t0).count();
 }
 
+QmpCall qmp_call(const Domain& dom) {
+    return [&dom](std::string_view command, std::string_view arguments) {
+        return monitor(dom, command, arguments);
+    };
+}
+
 Result<DomainLock> lock_domain(const StateDir& state, const Domain& dom, std::string_view step) {
     if (!is_canonical_uuid(dom.uuid()))
         return fail(Errc::refused, dom.name(), std::string(step),

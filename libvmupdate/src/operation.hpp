@@ -2,6 +2,7 @@
 // QEMU's x-ignore-shared capability, their wall time. Private header.
 #pragma once
 
+#include "ram_discard.hpp"
 #include "vmupdate/error.hpp"
 #include "vmupdate/libvirt.hpp"
 #include "vmupdate/paths.hpp"
@@ -37,6 +38,9 @@ struct LockedDomain {
 /// Looks the domain up, opens the state directory and locks the domain, in that order.
 [[nodiscard]] Result<LockedDomain> lookup_and_lock(const Connection& conn, const Paths& paths,
                                                    std::string_view name, std::string_view step);
+
+/// QMP commands to the domain's QEMU through libvirt's monitor passthrough.
+[[nodiscard]] QmpCall qmp_call(const Domain& dom);
 
 /// Switches QEMU's x-ignore-shared migration capability and checks that QEMU
 /// reports it switched.

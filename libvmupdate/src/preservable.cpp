@@ -2,23 +2,22 @@
 
 namespace vmupdate {
 
+// A QEMU that would discard it on exit gets discard-data switched off by the
+// save before it stops (ram_discard.hpp), and a restoring one is started
+// without it (the restore hook): discard is no reason any more.
 bool ram_outlives_qemu(const DomainInfo& info) {
-    return info.shared_file_ram && info.discard.empty();
+    return info.shared_file_ram;
 }
 
 Unpreservable preservability(const DomainInfo& live) {
     if (!live.managed)
         return Unpreservable::not_managed;
-    if (!live.shared_file_ram)
+    if (!ram_outlives_qemu(live))
         return Unpreservable::not_shared;
-    // QEMU would punch the RAM out of its file on exit, and the restore would map
-    // zeroes and report success. A management layer (Nova) may have added it back.
-    if (!live.discard.empty())
-        return Unpreservable::discards;
     return Unpreservable::none;
 }
 
-std::string reason_text(Unpreservable why, const DomainInfo& live) {
+std::string reason_text(Unpreservable why, const DomainInfo& /*live*/) {
     switch (why) {
     case Unpreservable::none:
         return {};
@@ -26,8 +25,6 @@ std::string reason_text(Unpreservable why, const DomainInfo& live) {
         return "not managed by vmupdate";
     case Unpreservable::not_shared:
         return "its running QEMU does not keep RAM in a shared file yet";
-    case Unpreservable::discards:
-        return "its running QEMU discards its RAM on exit (" + live.discard + ")";
     }
     return {};
 }

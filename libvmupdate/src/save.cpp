@@ -6,6 +6,7 @@
 #include "fsutil.hpp"
 #include "hold_ram.hpp"
 #include "operation.hpp"
+#include "ram_discard.hpp"
 #include "save_image.hpp"
 #include "test_point.hpp"
 #include "vmupdate/domain_xml.hpp"
@@ -34,14 +35,14 @@ struct Target {
 };
 
 // The refusal when a running domain's RAM would not outlive its QEMU.
-Error refusal(const Domain& dom, Unpreservable why, const DomainInfo& live, ManagePolicy policy) {
+Error refusal(const Domain& dom, const DomainInfo& live, ManagePolicy policy) {
     const std::string cold_start =
         "run 'vmupdate prepare " + dom.name() + "', then shut it down " + "and start it";
     std::string cause;
-    if (why == Unpreservable::discards) {
-        cause = reason_text(why, live) + ": " + cold_start + "; the domain is still running";
-    } else if (auto prepared = inspect(dom, Definition::persistent, policy);
-               prepared && prepared->managed) {
+    // Prepared, but the running QEMU (its live definition unmarked too) still
+    // has the RAM it started with.
+    if (auto prepared = inspect(dom, Definition::persistent, policy);
+        prepared && prepared->managed) {
         cause = reason_text(Unpreservable::not_shared, live) +
                 ": the prepared definition takes effect at the next cold start (shut it down and "
                 "start it)";
@@ -61,8 +62,8 @@ Result<Target> running_managed(Domain dom, ManagePolicy policy) {
     auto info = inspect(dom, Definition::live, policy);
     if (!info)
         return std::unexpected(info.error());
-    if (auto why = preservability(*info); why != Unpreservable::none)
-        return std::unexpected(refusal(dom, why, *info, policy));
+    if (preservability(*info) != Unpreservable::none)
+        return std::unexpected(refusal(dom, *info, policy));
     if (auto ok = check_domain_name(dom.name()); !ok)
         return std::unexpected(ok.error());
     return Target{std::move(dom), std::move(*info)};
@@ -127,11 +128,12 @@ Result<Manifest> record_saving(const Connection& conn, const Paths& paths, const
 // A failure before libvirt wrote vmupdate's image: leave the domain running, or
 // say exactly what stopped it and what is left.
 std::unexpected<Error> undo_save(const Paths& paths, const StateDir& state, const Domain& dom,
-                                 const Manifest& m, Error e) {
+                                 const Manifest& m, const DiscardSwitch& discard, Error e) {
     auto still = dom.is_active();
     auto image = dom.has_managed_save();
     if (still && *still) {
         (void)set_ignore_shared(dom, false);
+        restore_discard(qmp_call(dom), discard);
         (void)state.remove(m.uuid);
         e.cause += "; the domain is still running";
     } else if (still && image && !*image) {
@@ -158,13 +160,13 @@ std::unexpected<Error> undo_save(const Paths& paths, const StateDir& state, cons
 // The guest pauses here: x-ignore-shared on, then libvirt's managed save writes
 // the device state only and stops QEMU. Returns when the save started.
 Result<std::int64_t> pause_and_save(const Paths& paths, const StateDir& state, const Domain& dom,
-                                    const Manifest& m) {
+                                    const Manifest& m, const DiscardSwitch& discard) {
     if (auto ok = set_ignore_shared(dom, true); !ok)
-        return undo_save(paths, state, dom, m, ok.error());
+        return undo_save(paths, state, dom, m, discard, ok.error());
     test_point("save:capability-on");
     std::int64_t save_started = now_us();
     if (auto ok = dom.managed_save(); !ok)
-        return undo_save(paths, state, dom, m, ok.error());
+        return undo_save(paths, state, dom, m, discard, ok.error());
     test_point("save:managed-saved");
     return save_started;
 }
@@ -248,16 +250,24 @@ Result<SaveReport> save_domain(const Connection& conn, const Paths& paths, std::
     if (!target)
         return std::unexpected(target.error());
     const Domain& dom = target->dom;
-    SaveReport report{dom.name(), {}, {}, {}, {}};
+    SaveReport report{dom.name(), {}, {}, {}, {}, {}, {}};
+    // libvirt's SIGTERM after the save would make a discarding QEMU punch the RAM
+    // out of its file: off first, in every backend QEMU has, whatever the XML says.
+    auto discard = keep_ram_on_exit(qmp_call(dom), dom.name());
+    if (!discard)
+        return std::unexpected(discard.error());
+    report.discard_switched = discard->switched.size();
+    report.discard_us = discard->us;
     auto held = hold_ram(paths, *target, report);
-    if (!held)
-        return std::unexpected(held.error());
-    auto m = record_saving(conn, paths, *state, *target, *held);
-    if (!m)
+    auto m = held ? record_saving(conn, paths, *state, *target, *held)
+                  : Result<Manifest>(std::unexpected(held.error()));
+    if (!m) {
+        restore_discard(qmp_call(dom), *discard);
         return std::unexpected(m.error());
+    }
     test_point("save:manifest-stored");
 
-    auto save_started = pause_and_save(paths, *state, dom, *m);
+    auto save_started = pause_and_save(paths, *state, dom, *m, *discard);
     if (!save_started)
         return std::unexpected(save_started.error());
     // From here on the domain is stopped and its image written with x-ignore-shared.

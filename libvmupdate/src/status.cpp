@@ -28,9 +28,7 @@ std::string unmanaged_why(std::string_view xml, const DomainInfo& info, ManagePo
     if (!running)
         return {};
     // Marked, but the running QEMU still has the RAM it started with.
-    switch (auto why = preservability(info)) {
-    case Unpreservable::discards:
-        return reason_text(why, info) + ": shut it down and start it";
+    switch (preservability(info)) {
     case Unpreservable::not_shared:
         return "prepared: its RAM moves to a shared file at the next cold start (shut it down "
                "and start it)";

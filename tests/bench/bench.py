@@ -406,4 +406,5 @@ def main():
     print("wrote %s" % args.csv)
 
 
-vmtest.run(main)
+if __name__ == "__main__":
+    vmtest.run(main)

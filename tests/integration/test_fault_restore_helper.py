@@ -18,28 +18,10 @@ import time
 import faults
 import vmtest
 import vmucli
-from faults import CliRun, HookPoint, Injections, settle
+from faults import HELPER, CliRun, HookPoint, Injections, helper_pids, settle
 from vmtest import log
 
 POINT = "restore-helper-connected"
-HELPER = "vmupdate-restore-helper"
-
-
-def helper_pids(uuid):
-    """The restore helpers running for the domain `uuid` (argv: helper UUID ATTEMPT SOCKET DOMAIN)."""
-    pids = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % p, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if os.path.basename(argv[0]).decode(errors="replace") == HELPER and \
-                len(argv) > 1 and argv[1].decode(errors="replace") == uuid:
-            pids.append(int(p))
-    return pids
 
 
 def wait_gone(pids, timeout=30):

@@ -92,14 +92,20 @@ TEST(ManagePolicy, FileBackedTakesUnmarkedSharedFileDomains) {
               std::string::npos);
 }
 
-TEST(ManagePolicy, FileBackedRefusesDiscardAndSaysWhy) {
+// The save switches discard-data off in the running QEMU: discard is no reason.
+TEST(ManagePolicy, FileBackedTakesDiscardingDomains) {
     std::string xml = nova_like("    <discard/>\n");
     auto info = inspect_domain(xml, "t", ManagePolicy::file_backed);
     ASSERT_TRUE(info);
-    EXPECT_FALSE(info->managed);
-    std::string why = why_unmanaged(xml, *info, ManagePolicy::file_backed);
-    EXPECT_NE(why.find("discarded when QEMU exits"), std::string::npos) << why;
-    EXPECT_NE(why.find("vmupdate prepare instance-00000001"), std::string::npos) << why;
+    EXPECT_TRUE(info->managed);
+    EXPECT_EQ(info->discard, "<memoryBacking><discard/>");
+    EXPECT_EQ(why_unmanaged(xml, *info, ManagePolicy::file_backed), "");
+    // Under marked it needs the mark only, whatever prepare would also remove.
+    auto marked = inspect_domain(xml, "t", ManagePolicy::marked);
+    ASSERT_TRUE(marked);
+    EXPECT_FALSE(marked->managed);
+    std::string why = why_unmanaged(xml, *marked, ManagePolicy::marked);
+    EXPECT_NE(why.find("not marked for vmupdate"), std::string::npos) << why;
 }
 
 TEST(ManagePolicy, FileBackedRefusesWhatPrepareRefuses) {

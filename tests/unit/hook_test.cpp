@@ -592,6 +592,22 @@ TEST_F(Hook, RestoreOfAVmupdateSaveAddsThePrivateMonitor) {
     EXPECT_TRUE(exists(m.image));
 }
 
+TEST_F(Hook, RestoreStartsQemuWithoutDiscardOrPreallocation) {
+    // As Nova writes it: the restoring QEMU would punch the preserved RAM out of
+    // its file if libvirt stopped it after a failed load, and preallocate it.
+    save();
+    std::string xml = domain_xml(true, -1);
+    xml.replace(xml.find("  </memoryBacking>"), 0,
+                "    <allocation mode='immediate'/>\n    <discard/>\n");
+    auto out = run("restore", "begin", xml);
+    EXPECT_EQ(out.exit_code, 0) << out.error;
+    EXPECT_FALSE(contains(out.output, "discard")) << out.output;
+    EXPECT_FALSE(contains(out.output, "allocation")) << out.output;
+    EXPECT_TRUE(contains(out.output, "<access mode='shared'/>")) << out.output;
+    EXPECT_TRUE(contains(out.output, "vmupdate-qmp")) << out.output;
+    EXPECT_EQ(manifest()->state, SaveState::restoring);
+}
+
 TEST_F(Hook, RestoreReplacesAnOldPrivateMonitor) {
     save();
     const std::string old_socket = tmp / "run/qmp/0011223344556677/qmp.sock";

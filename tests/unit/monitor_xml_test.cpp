@@ -257,3 +257,40 @@ TEST(StripPrivateMonitor, SurvivesAMonitorWithoutItsMonOption) {
     ASSERT_FALSE(cl.args.empty());
     EXPECT_EQ(cl.args.back(), "-s") << **stripped;
 }
+
+// restoring_qemu_xml: every place libvirt turns into discard-data=on goes, a
+// cell's or device's discard='no' and on-demand allocation stay.
+TEST(RestoringQemuXml, DropsEveryDiscardAndOnlyImmediateAllocation) {
+    std::string xml = domain("", "");
+    const std::string cpu = "  <cpu>\n    <numa>\n"
+                            "      <cell id='0' cpus='0' memory='109568' unit='KiB' "
+                            "memAccess='shared' discard='yes'/>\n"
+                            "      <cell id='1' cpus='1' memory='109568' unit='KiB' "
+                            "memAccess='shared' discard='no'/>\n    </numa>\n  </cpu>\n";
+    const std::string mem = "    <memory model='dimm' access='shared' discard='yes'>\n"
+                            "      <target><size unit='KiB'>131072</size><node>0</node></target>\n"
+                            "    </memory>\n";
+    xml.replace(xml.find("  <os>"), 0,
+                "  <memoryBacking>\n    <source type='file'/>\n    <access mode='shared'/>\n"
+                "    <allocation mode='immediate' threads='4'/>\n  </memoryBacking>\n" +
+                    cpu);
+    xml.replace(xml.find("  </devices>"), 0, mem);
+    auto r = restoring_qemu_xml(xml);
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->xml.find("discard='yes'"), std::string::npos) << r->xml;
+    EXPECT_NE(r->xml.find("discard='no'"), std::string::npos) << r->xml;
+    EXPECT_EQ(r->xml.find("<allocation"), std::string::npos) << r->xml;
+    EXPECT_NE(r->xml.find("<access mode='shared'/>"), std::string::npos) << r->xml;
+    EXPECT_EQ(r->changes, (std::vector<std::string>{
+                              "NUMA cell 0 discard removed", "memory device dimm discard removed",
+                              "<memoryBacking><allocation mode='immediate'/> removed"}));
+
+    std::string ondemand = domain("", "");
+    ondemand.replace(ondemand.find("  <os>"), 0,
+                     "  <memoryBacking>\n    <allocation mode='ondemand'/>\n  </memoryBacking>\n");
+    auto kept = restoring_qemu_xml(ondemand);
+    ASSERT_TRUE(kept) << kept.error().message();
+    EXPECT_TRUE(kept->changes.empty());
+    EXPECT_NE(kept->xml.find("<allocation mode='ondemand'/>"), std::string::npos) << kept->xml;
+    EXPECT_FALSE(restoring_qemu_xml("<notadomain/>"));
+}

@@ -76,10 +76,11 @@ const std::vector<Expectation>& expectations() {
          "",
          false},
         {"instance-file-backed.xml", {"marked as managed by vmupdate"}, "", true},
+        // Nova's <discard/> is switched off at save time: managed as it is.
         {"instance-file-backed-discard.xml",
          {"removed <discard/>", "marked as managed by vmupdate"},
          "",
-         false},
+         true},
         // Nova leaves memAccess unset on the cells of a file-backed guest (it
         // sets it only with hugepages); prepare writes shared on each.
         {"instance-file-backed-numa.xml",
@@ -199,22 +200,22 @@ TEST(NovaCorpusFiles, EachFileIsChecked) {
 }
 
 // Nova writes <discard/> next to the shared file RAM (since Nova 23.0.0 always):
-// QEMU punches the RAM file when it exits, so the policy must not take it, and
-// `vmupdate status` must say so and what to do.
-TEST(NovaCorpusFiles, DiscardIsNamedWithTheWayOut) {
+// the save switches discard-data off in the running QEMU and the restoring QEMU
+// starts without it, so the policy takes the domain as Nova wrote it, and
+// `vmupdate status` never tells the operator to prepare it for its discard.
+TEST(NovaCorpusFiles, DiscardIsNoReasonToPrepare) {
     for (const char* file : {"instance-file-backed-discard.xml", "instance-file-backed-numa.xml"}) {
         std::string xml = corpus_file(file);
         auto info = inspect_domain(xml, file, ManagePolicy::file_backed);
         ASSERT_TRUE(info) << info.error().message();
         EXPECT_TRUE(info->shared_file_ram) << file;
         EXPECT_EQ(info->discard, "<memoryBacking><discard/>") << file;
-        EXPECT_FALSE(info->managed) << file;
         std::string why = why_unmanaged(xml, *info, ManagePolicy::file_backed);
-        EXPECT_NE(why.find("<discard/>"), std::string::npos) << why;
-        EXPECT_NE(why.find("discarded when QEMU exits"), std::string::npos) << why;
-        EXPECT_NE(why.find("run 'vmupdate prepare demo' and cold-start it"), std::string::npos)
-            << why;
+        EXPECT_EQ(why.find("discard"), std::string::npos) << why;
     }
+    EXPECT_TRUE(inspect_domain(corpus_file("instance-file-backed-discard.xml"), "d",
+                               ManagePolicy::file_backed)
+                    ->managed);
 }
 
 // The two Nova layouts without discard differ only in what RAM they have:
@@ -249,3 +250,34 @@ TEST(NovaCorpusFiles, AnonymousRamIsNotManagedSharedFileRamIs) {
 }
 
 } // namespace
+
+// The restoring QEMU of a Nova instance (restore begin): no discard, which a
+// failed restore's SIGTERM would turn into the loss of the preserved RAM, and
+// no preallocation of RAM that is already in its file; all else as Nova wrote it.
+TEST(NovaCorpusFiles, RestoringQemuNeitherDiscardsNorPreallocates) {
+    for (const char* file : {"instance-file-backed-discard.xml", "instance-file-backed-numa.xml"}) {
+        std::string xml = corpus_file(file);
+        ASSERT_EQ(count(xml, "//discard"), 1) << file;
+        ASSERT_EQ(count(xml, "/domain/memoryBacking/allocation[@mode='immediate']"), 1) << file;
+        auto r = restoring_qemu_xml(xml);
+        ASSERT_TRUE(r) << r.error().message();
+        EXPECT_EQ(count(r->xml, "//discard"), 0) << r->xml;
+        EXPECT_EQ(count(r->xml, "//@discard"), 0) << r->xml;
+        EXPECT_EQ(count(r->xml, "/domain/memoryBacking/allocation"), 0) << r->xml;
+        EXPECT_EQ(r->changes, (std::vector<std::string>{
+                                  "<memoryBacking><discard/> removed",
+                                  "<memoryBacking><allocation mode='immediate'/> removed"}));
+        // Only those two elements went.
+        EXPECT_EQ(count(r->xml, "//*"), count(xml, "//*") - 2) << file;
+        EXPECT_EQ(count(r->xml, "/domain/memoryBacking/source[@type='file']"), 1);
+        EXPECT_EQ(count(r->xml, "/domain/memoryBacking/access[@mode='shared']"), 1);
+        EXPECT_EQ(count(r->xml, "/domain/metadata/nova:instance"), 1);
+    }
+    // Without discard: the preallocation alone goes.
+    std::string plain = corpus_file("instance-file-backed.xml");
+    auto r = restoring_qemu_xml(plain);
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->changes,
+              std::vector<std::string>{"<memoryBacking><allocation mode='immediate'/> removed"});
+    EXPECT_EQ(count(r->xml, "//*"), count(plain, "//*") - 1);
+}

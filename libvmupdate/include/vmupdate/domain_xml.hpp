@@ -67,6 +67,17 @@ struct DomainInfo {
 [[nodiscard]] Result<std::string> add_private_monitor(std::string_view xml,
                                                       std::string_view socket_path);
 
+/// The restoring QEMU's XML and what was changed in it.
+struct RestoreXml {
+    std::string xml;                  ///< the domain XML for the restoring QEMU
+    std::vector<std::string> changes; ///< e.g. "<memoryBacking><discard/> removed"
+};
+
+/// Drops from a restore's domain XML what would discard the preserved RAM on a
+/// failed restore (<discard/>, discard='yes') or preallocate it (allocation
+/// mode='immediate'); the guest ABI is unchanged.
+[[nodiscard]] Result<RestoreXml> restoring_qemu_xml(std::string_view xml);
+
 /// Removes vmupdate's private monitor from a domain XML; nullopt when it had none.
 [[nodiscard]] Result<std::optional<std::string>> strip_private_monitor(std::string_view xml);
 

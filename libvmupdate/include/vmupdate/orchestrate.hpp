@@ -23,6 +23,8 @@ struct SaveReport {
     std::uint64_t image_bytes{}; ///< the managed-save image (device state)
     double seconds{};            ///< wall time of the save
     std::vector<std::string> warnings;
+    std::size_t discard_switched{}; ///< memory backends whose discard-data was switched off
+    std::int64_t discard_us{};      ///< the discard check and switch, before the pause
 };
 
 /// Saves a running, prepared domain's device state only, keeping its RAM in its

@@ -12,20 +12,20 @@ namespace vmupdate {
 
 /// Why a running domain's RAM would not outlive its QEMU, in the order judged.
 enum class Unpreservable {
-    none,        ///< preservable: managed, RAM in a shared file that nothing discards
+    none,        ///< preservable: managed, RAM in a shared file
     not_managed, ///< vmupdate does not manage the running definition
     not_shared,  ///< managed, but its QEMU does not keep RAM in a shared file (yet)
-    discards,    ///< its QEMU punches the RAM out of its file on exit
 };
 
-/// Whether this RAM survives its QEMU's exit: a shared file that nothing discards.
+/// Whether vmupdate can keep this RAM across its QEMU's exit: a shared file
+/// (a discarding QEMU has discard switched off by the save).
 [[nodiscard]] bool ram_outlives_qemu(const DomainInfo& info);
 
 /// Judges a running domain by its live definition: the first reason that applies.
 [[nodiscard]] Unpreservable preservability(const DomainInfo& live);
 
-/// The reason in words (e.g. "its running QEMU discards its RAM on exit
-/// (<memoryBacking><discard/>)"), without a remedy; empty for none.
+/// The reason in words (e.g. "not managed by vmupdate"), without a remedy;
+/// empty for none.
 [[nodiscard]] std::string reason_text(Unpreservable why, const DomainInfo& live);
 
 } // namespace vmupdate

@@ -167,6 +167,26 @@ class HookPoint:
         vmtest._unlink(self.path + ".reached")
 
 
+HELPER = "vmupdate-restore-helper"
+
+
+def helper_pids(uuid):
+    """The restore helpers running for the domain `uuid` (argv: helper UUID ATTEMPT SOCKET DOMAIN)."""
+    pids = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % p, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if os.path.basename(argv[0]).decode(errors="replace") == HELPER and \
+                len(argv) > 1 and argv[1].decode(errors="replace") == uuid:
+            pids.append(int(p))
+    return pids
+
+
 def clear_hook_points():
     if os.path.isdir(TEST_POINT_DIR):
         for f in os.listdir(TEST_POINT_DIR):
