@@ -34,6 +34,7 @@ int cmd_hook_uninstall(const Invocation& in);
 int cmd_help(const Invocation& in);
 /// `vmupdate handover-hold -- UUID...`, internal (cmd_host_update.cpp).
 int cmd_handover_hold(const Invocation& in);
+/// `vmupdate ram-hold -- RUN_DIR PID TOKEN:FD...`, internal (cmd_host_update.cpp).
 int cmd_ram_hold(const Invocation& in);
 /// `vmupdate __complete WORD...`, internal: what bash completes (complete.cpp).
 int cmd_complete(const Invocation& in);

@@ -212,6 +212,8 @@ Result<void> hold_ram_files(const Paths& paths, pid_t from, const std::vector<st
     json files = json::array();
     for (const auto& spec : specs) {
         auto colon = spec.find(':');
+        if (colon == std::string::npos)
+            return fail(Errc::invalid_input, spec, "vmupdate ram-hold", "not TOKEN:FD");
         std::uint64_t token = 0;
         int fd = -1;
         try {
