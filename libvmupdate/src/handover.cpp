@@ -165,30 +165,17 @@ struct RamHandover::Impl {
     // Hands the RAM not written back to a holder; `err` says what happened.
     Error still_held(Error err) {
         std::vector<handover::HeldFile> keep;
-        std::string names;
+        std::vector<const Entry*> kept;
         for (std::size_t i = 0; i < unlinked; ++i)
             if (back[i] != Back::written) {
                 back[i] = Back::failed;
                 keep.push_back({entries[i].token, files[i].get()});
-                names += (names.empty() ? "" : ", ") + entries[i].domain + " (" +
-                         entries[i].ram.name + ")";
+                kept.push_back(&entries[i]);
             }
         if (keep.empty())
             return err;
-        auto holder = handover::keep_held(paths, keep);
-        if (!holder) {
-            err.code = Errc::ram_lost;
-            err.cause += "; and the RAM of " + names + " cannot be kept for a retry (" +
-                         holder.error().message() + "): it is lost when vmupdate exits";
-        } else {
-            if (err.code != Errc::ram_lost)
-                err.code = Errc::ram_held;
-            err.cause += "; the RAM of " + names + " is still held by vmupdate ram-hold (PID " +
-                         std::to_string(*holder) +
-                         "), nothing of it was freed: remove the cause, then run `vmupdate "
-                         "restore` to write it back";
-        }
-        return err;
+        return handover::with_holder(std::move(err), handover::ram_names(kept),
+                                     handover::keep_held(paths, keep));
     }
 };
 
@@ -420,8 +407,8 @@ Result<void> stop_handover_holder(const Paths& paths) {
         return {};
     // The holder's own take-back hands what it could not write back to a RAM
     // holder, and says so; anything else lost it.
-    return fail(s->find("is still held by vmupdate ram-hold") != std::string::npos ? Errc::ram_held
-                                                                                   : Errc::ram_lost,
+    return fail(s->find(handover::held_marker) != std::string::npos ? Errc::ram_held
+                                                                    : Errc::ram_lost,
                 holder_unit, "cannot take the RAM back", *s);
 }
 

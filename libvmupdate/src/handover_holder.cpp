@@ -111,6 +111,29 @@ Result<pid_t> wait_held(const Paths& paths, const std::vector<handover::HeldFile
 
 namespace handover {
 
+std::string ram_names(const std::vector<const Entry*>& entries) {
+    std::string names;
+    for (const Entry* e : entries)
+        names += (names.empty() ? "" : ", ") + e->domain + " (" + e->ram.name + ")";
+    return names;
+}
+
+Error with_holder(Error err, const std::string& names, const Result<pid_t>& holder) {
+    if (!holder) {
+        err.code = Errc::ram_lost;
+        err.cause += "; and the RAM of " + names + " cannot be kept for a retry (" +
+                     holder.error().message() + "): it is lost when vmupdate exits";
+        return err;
+    }
+    if (err.code != Errc::ram_lost)
+        err.code = Errc::ram_held;
+    err.cause += "; the RAM of " + names + " " + std::string(held_marker) + " (PID " +
+                 std::to_string(*holder) +
+                 "), nothing of it was freed: remove the cause, then run `vmupdate restore` "
+                 "again";
+    return err;
+}
+
 std::string held_record_path(const Paths& paths) {
     return paths.run_dir + "/ram-held.json";
 }

@@ -9,12 +9,15 @@
 #pragma once
 
 #include "fd.hpp"
+#include "handover_record.hpp"
 #include "vmupdate/error.hpp"
 #include "vmupdate/paths.hpp"
 
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <sys/types.h>
 #include <vector>
 
@@ -25,6 +28,18 @@ struct HeldFile {
     std::uint64_t token{}; ///< its token in the handover record
     int fd{-1};            ///< open in this process
 };
+
+/// What every error about RAM left with a holder says (and what a caller that
+/// only sees the text, stop_handover_holder, looks for).
+inline constexpr std::string_view held_marker = "is still held by vmupdate ram-hold";
+
+/// "domain (file), ..." of `entries`, for messages.
+[[nodiscard]] std::string ram_names(const std::vector<const Entry*>& entries);
+
+/// `err` with what became of the RAM of `names`: held by `holder` and how to
+/// retry (Errc::ram_held, unless it already is ram_lost), or, when no holder
+/// keeps it, lost when this process exits (Errc::ram_lost).
+[[nodiscard]] Error with_holder(Error err, const std::string& names, const Result<pid_t>& holder);
 
 /// run_dir/ram-held.json: the holder's PID and what it holds.
 [[nodiscard]] std::string held_record_path(const Paths& paths);

@@ -51,11 +51,8 @@ Result<std::vector<const Entry*>> unlinked_entries(const StateDir& state,
 
 // Why the RAM of `missing` cannot come back when there is no incoming session.
 Error not_handed_over(Error err, const std::vector<const Entry*>& missing) {
-    std::string names;
-    for (const Entry* e : missing)
-        names += (names.empty() ? "" : ", ") + e->domain + " (" + e->ram.name + ")";
     err.code = Errc::ram_lost; // not "nothing changed" (exit 2), whatever the LUO said
-    err.cause += "; the RAM handed over for " + names +
+    err.cause += "; the RAM handed over for " + handover::ram_names(missing) +
                  " is not here (the host did not kexec with LUO, or host-update was "
                  "killed before it): those domains cannot be restored";
     return err;
@@ -119,20 +116,6 @@ void count(ReclaimReport& report, const Entry& e) {
         report.uuids.push_back(e.uuid);
 }
 
-// The error of a reclaim that left RAM with a holder: what held and how to retry.
-Error still_held(Error err, const std::vector<const Entry*>& failed, pid_t holder) {
-    std::string names;
-    for (const Entry* e : failed)
-        names += (names.empty() ? "" : ", ") + e->domain + " (" + e->ram.name + ")";
-    if (err.code != Errc::ram_lost)
-        err.code = Errc::ram_held;
-    err.cause += "; the RAM of " + names + " is still held by vmupdate ram-hold (PID " +
-                 std::to_string(holder) +
-                 "), nothing of it was freed: remove the cause, then run `vmupdate restore` "
-                 "again";
-    return err;
-}
-
 // Writes every file of `missing` back; what fails stays held by a holder.
 Result<void> reclaim_files(const Paths& paths, const StateDir& state,
                            const std::vector<const Entry*>& missing, ReclaimReport& report) {
@@ -166,16 +149,10 @@ Result<void> reclaim_files(const Paths& paths, const StateDir& state,
     }
     if (!first)
         return {};
-    if (!keep.empty()) {
-        auto holder = from_holder ? handover::holder_pid(paths) : handover::keep_held(paths, keep);
-        if (!holder) {
-            first->code = Errc::ram_lost;
-            first->cause += "; and the RAM cannot be kept for a retry (" +
-                            holder.error().message() + "): it is lost when vmupdate exits";
-        } else {
-            *first = still_held(*first, kept, *holder);
-        }
-    }
+    if (!keep.empty())
+        *first = handover::with_holder(*first, handover::ram_names(kept),
+                                       from_holder ? handover::holder_pid(paths)
+                                                   : handover::keep_held(paths, keep));
     first->cause += "; " + std::to_string(report.files) + " of " + std::to_string(missing.size()) +
                     " RAM files were written back";
     return std::unexpected(*first);

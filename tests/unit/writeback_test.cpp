@@ -113,17 +113,28 @@ TEST(Crc32c, ChunkSumsAreOfTheContentWhateverItsHoles) {
     ::close(fd);
 }
 
+// A memory_backing_dir in a temporary directory, for rebuilding into.
+class WriteBack : public ::testing::Test {
+protected:
+    void SetUp() override { ASSERT_EQ(::mkdir(backing.c_str(), 0755), 0); }
+
+    // The domain's RamFile for `content` in root's directory of preserved RAM.
+    RamFile ram_file(const std::string& content) const {
+        auto dir = preserved_dir(backing, uuid);
+        EXPECT_TRUE(dir);
+        return RamFile{"pc.ram", (dir ? *dir : backing) + "/pc.ram", 0, 0, content.size()};
+    }
+
+    TempDir tmp;
+    std::string backing = tmp / "ram";
+};
+
 // A write that fails part-way (here the file size limit, at the third chunk of
 // four): the two chunks already written and punched from the source are moved
 // back, so the handed-over memory is whole and nothing is linked.
-TEST(WriteBack, AFailurePartWayMovesEverythingBack) {
-    TempDir tmp;
-    std::string backing = tmp / "ram";
-    ASSERT_EQ(::mkdir(backing.c_str(), 0755), 0);
-    auto dir = preserved_dir(backing, uuid);
-    ASSERT_TRUE(dir);
+TEST_F(WriteBack, AFailurePartWayMovesEverythingBack) {
     const std::string content = ram_image(4);
-    RamFile f{"pc.ram", *dir + "/pc.ram", 0, 0, content.size()};
+    const RamFile f = ram_file(content);
     auto out = run_bounded(
         [&] {
             int src = memfd_with(content);
@@ -132,8 +143,6 @@ TEST(WriteBack, AFailurePartWayMovesEverythingBack) {
             if (src < 0 || ::setrlimit(RLIMIT_FSIZE, &lim) != 0)
                 return std::string("setup failed");
             auto r = rebuild_preserved_file("web1", src, f, me());
-            struct stat st {};
-            ::fstat(src, &st);
             std::string whole = read_all(src, content.size()) == content ? "whole" : "DAMAGED";
             return (r ? std::string("ok") : r.error().message()) + "|" + whole;
         },
@@ -146,12 +155,7 @@ TEST(WriteBack, AFailurePartWayMovesEverythingBack) {
 
 // RAM that does not match its checksums from hand-over time (a source partly
 // consumed by an earlier try) is refused, never linked, and left as it was.
-TEST(WriteBack, RefusesRamThatIsNotTheGuests) {
-    TempDir tmp;
-    std::string backing = tmp / "ram";
-    ASSERT_EQ(::mkdir(backing.c_str(), 0755), 0);
-    auto dir = preserved_dir(backing, uuid);
-    ASSERT_TRUE(dir);
+TEST_F(WriteBack, RefusesRamThatIsNotTheGuests) {
     const std::string content = ram_image(3);
     int src = memfd_with(content);
     ASSERT_GE(src, 0);
@@ -163,7 +167,7 @@ TEST(WriteBack, RefusesRamThatIsNotTheGuests) {
                           static_cast<off_t>(ram_chunk)),
               0);
     const std::string damaged = read_all(src, content.size());
-    RamFile f{"pc.ram", *dir + "/pc.ram", 0, 0, content.size()};
+    const RamFile f = ram_file(content);
     auto r = rebuild_preserved_file("web1", src, f, me(), *sums);
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, Errc::verify);
@@ -181,12 +185,9 @@ TEST(WriteBack, RefusesRamThatIsNotTheGuests) {
 
 // Without room on the RAM's filesystem nothing starts: checked up front, the
 // source untouched (a real small tmpfs, in a mount namespace of a child).
-TEST(WriteBack, RefusesWithoutRoomBeforeAByteMoves) {
+TEST_F(WriteBack, RefusesWithoutRoomBeforeAByteMoves) {
     if (::geteuid() != 0)
         GTEST_SKIP() << "needs root to mount a small tmpfs";
-    TempDir tmp;
-    std::string backing = tmp / "ram";
-    ASSERT_EQ(::mkdir(backing.c_str(), 0755), 0);
     const std::string content = ram_image(4);
     auto out = run_bounded(
         [&] {
@@ -194,14 +195,11 @@ TEST(WriteBack, RefusesWithoutRoomBeforeAByteMoves) {
                 ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
                 ::mount("vmu-small", backing.c_str(), "tmpfs", 0, "size=4m,mode=0755") != 0)
                 return std::string("setup failed: ") + std::strerror(errno);
-            auto dir = preserved_dir(backing, uuid);
             int src = memfd_with(content);
-            if (!dir || src < 0)
+            if (src < 0)
                 return std::string("setup failed");
-            RamFile f{"pc.ram", *dir + "/pc.ram", 0, 0, content.size()};
+            const RamFile f = ram_file(content);
             auto r = rebuild_preserved_file("web1", src, f, me());
-            struct stat st {};
-            ::fstat(src, &st);
             return (r ? std::string("ok") : r.error().message()) + "|" +
                    (read_all(src, content.size()) == content ? "whole" : "DAMAGED") + "|" +
                    (exists(f.preserved) ? "linked" : "none");
